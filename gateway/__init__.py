@@ -1,0 +1,1 @@
+"""tRPC-compatible gateway for Stripe payments."""

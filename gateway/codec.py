@@ -1,0 +1,122 @@
+"""The one place that owns msgspec encoders and turns validation failures into field-level issues.
+
+msgspec stops at the first validation error. A person fixing a form wants every problem at once, so on failure
+(the slow path only) the input is re-checked field by field to collect all issues. Issues are shaped like zod's
+(`code`, `path`, `message`, ...), because the app's error formatters were written against a zod backend.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import msgspec
+
+__all__ = [
+    "Issue",
+    "InputValidationError",
+    "encode",
+    "decode_any",
+    "validation_issues",
+]
+
+_encoder: Final = msgspec.json.Encoder()
+_any_decoder: Final = msgspec.json.Decoder()
+
+encode = _encoder.encode
+"""Encode a value (structs, builtins, datetimes) to JSON bytes."""
+
+decode_any = _any_decoder.decode
+"""Decode JSON bytes to builtins; raises msgspec.DecodeError on malformed JSON."""
+
+
+class Issue(msgspec.Struct, omit_defaults=True):
+    """One validation problem, in zod's shape: `path` lists the keys and indexes from the input's root."""
+
+    code: str
+    path: list[str | int]
+    message: str
+    expected: str | None = None
+    received: str | None = None
+
+
+class InputValidationError(Exception):
+    """The input did not match the procedure's schema; `issues` says where and why."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__(issues[0].message if issues else "Invalid input")
+        self.issues = issues
+
+
+# msgspec's messages look like "Expected `int`, got `str` - at `$.items[1].x`".
+_AT: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_PATH_PART: Final = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\d+)\]|\[(?P<quoted>[^\]]*)\]")
+_EXPECTED_GOT: Final = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<received>[^`]+)`$")
+_MISSING: Final = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+_BOUND: Final = re.compile(r"^Expected `(?P<type>[^`]+)`(?: of length)? (?P<op>[<>]=?) (?P<bound>\S+)$")
+
+
+def _split_path(text: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for match in _PATH_PART.finditer(text):
+        if match["index"] is not None:
+            parts.append(int(match["index"]))
+        else:
+            parts.append(match["key"] if match["key"] is not None else match["quoted"])
+    return parts
+
+
+def _issue_from_message(message: str, prefix: list[str | int]) -> Issue:
+    """Turn one msgspec validation message into an issue whose path starts at `prefix`."""
+    path = list(prefix)
+    at = _AT.search(message)
+    if at:
+        path.extend(_split_path(at["path"]))
+        message = message[: at.start()]
+    if m := _MISSING.match(message):
+        return Issue("invalid_type", [*path, m["field"]], "Required", received="undefined")
+    if m := _UNKNOWN.match(message):
+        return Issue("unrecognized_keys", path, f"Unrecognized key: {m['field']!r}")
+    if m := _EXPECTED_GOT.match(message):
+        return Issue(
+            "invalid_type",
+            path,
+            f"Expected {m['expected']}, received {m['received']}",
+            expected=m["expected"],
+            received=m["received"],
+        )
+    if m := _BOUND.match(message):
+        code = "too_small" if m["op"].startswith(">") else "too_big"
+        return Issue(code, path, message.replace("`", ""))
+    return Issue("custom", path, message.replace("`", ""))
+
+
+def _struct_fields(type_: Any) -> tuple[msgspec.structs.FieldInfo, ...] | None:
+    if isinstance(type_, type) and issubclass(type_, msgspec.Struct):
+        return msgspec.structs.fields(type_)
+    return None
+
+
+def validation_issues(value: object, type_: Any, prefix: list[str | int] | None = None) -> list[Issue]:
+    """Every problem with `value` as a `type_`, each with its field path. Empty when `value` is valid.
+
+    Structs are checked field by field (recursively) so that all problems are found, not only the first.
+    """
+    path = prefix or []
+    fields = _struct_fields(type_)
+    if fields is not None and isinstance(value, dict):
+        issues: list[Issue] = []
+        for field in fields:
+            if field.encode_name in value:
+                issues.extend(validation_issues(value[field.encode_name], field.type, [*path, field.encode_name]))
+            elif field.required:
+                issues.append(Issue("invalid_type", [*path, field.encode_name], "Required", received="undefined"))
+        if issues:
+            return issues
+        # Field-wise fine, yet the whole may still fail (unknown fields, __post_init__ checks).
+    try:
+        msgspec.convert(value, type_)
+    except msgspec.ValidationError as error:
+        return [_issue_from_message(str(error), path)]
+    return []

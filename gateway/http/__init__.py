@@ -1,0 +1,1 @@
+"""The aiohttp side: application factory, middlewares and routes."""

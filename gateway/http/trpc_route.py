@@ -1,0 +1,64 @@
+"""The aiohttp route for `/trpc/*`: adapts an aiohttp request to the framework-free resolver and back."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from gateway.context import CallContext
+from gateway.errors import ErrorCode, TRPCError
+from gateway.http.observe import REQUEST_ID
+from gateway.settings import Settings
+from gateway.trpc.resolver import TrpcRequest, TrpcResolver
+
+__all__ = ["TRPC_PREFIX", "TrpcRoute"]
+
+TRPC_PREFIX: Final = "/trpc"
+
+
+class TrpcRoute:
+    """Handles every method on `/trpc` and below."""
+
+    def __init__(self, resolver: TrpcResolver, settings: Settings) -> None:
+        self._resolver = resolver
+        self._settings = settings
+        self._body_limit = settings.gateway_max_body_bytes
+
+    async def _read_body(self, request: web.Request) -> tuple[bytes | None, TRPCError | None]:
+        length = request.content_length
+        if length is not None and length > self._body_limit:
+            return None, TRPCError(ErrorCode.PAYLOAD_TOO_LARGE)
+        if not request.body_exists:
+            return None, None
+        try:
+            return await request.read(), None
+        except web.HTTPRequestEntityTooLarge:
+            return None, TRPCError(ErrorCode.PAYLOAD_TOO_LARGE)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "HEAD":
+            # @trpc/server answers HEAD with an empty 204 (used to warm up serverless functions).
+            return web.Response(status=204)
+        raw_path = request.raw_path
+        query_at = raw_path.find("?")
+        tail = raw_path[len(TRPC_PREFIX) : query_at if query_at >= 0 else None]
+        if tail and tail[0] != "/":
+            raise web.HTTPNotFound()
+        body, body_error = (None, None) if request.method == "GET" else await self._read_body(request)
+        ctx = CallContext(request_id=request[REQUEST_ID], settings=self._settings)
+        result = await self._resolver.resolve(
+            TrpcRequest(request.method, tail, request.query, request.headers, body, body_error), ctx
+        )
+        if result.stream is None:
+            response = web.Response(status=result.status, body=result.body, headers=result.headers)
+            if body_error is not None:
+                response.force_close()  # the unread body is still on the socket
+            return response
+        stream = web.StreamResponse(status=result.status, headers=result.headers)
+        stream.enable_chunked_encoding()
+        await stream.prepare(request)
+        async for chunk in result.stream:
+            await stream.write(chunk)
+        await stream.write_eof()
+        return stream

@@ -1,0 +1,160 @@
+"""The procedure registry: every procedure declared once, read by every transport and schema export.
+
+A procedure is a plain async function of a `CallContext` and, optionally, one msgspec-typed input:
+
+    stripe = Router()
+
+    @stripe.query
+    async def get_config(ctx: CallContext) -> StripeConfig: ...
+
+    @stripe.mutation(name="createPaymentIntent")
+    async def create_payment_intent(ctx: CallContext, input: CreatePaymentIntentInput) -> PaymentIntentOut: ...
+
+Types are read from the annotations once, at registration, so no reflection happens per request.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, overload
+
+import msgspec
+
+from gateway.context import CallContext
+
+__all__ = ["InputSpec", "Procedure", "ProcedureKind", "Registry", "Router"]
+
+ProcedureKind = Literal["query", "mutation"]
+Handler = Callable[..., Awaitable[Any]]
+F = TypeVar("F", bound=Handler)
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """How to read a procedure's input: its type, a decoder built once, and how `undefined` is treated."""
+
+    type: Any
+    decoder: msgspec.json.Decoder[Any]
+    accepts_none: bool
+    """`undefined` input becomes None when the type allows None; otherwise it is a validation error."""
+    passthrough: bool
+    """The type is `object`/`Any`: the input is handed over as is, `undefined` (msgspec.UNSET) included."""
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    """One registered procedure. `path` is its dotted tRPC path, e.g. `stripe.getConfig`."""
+
+    path: str
+    kind: ProcedureKind
+    handler: Handler
+    input: InputSpec | None
+    output_type: Any
+    description: str
+
+    @property
+    def takes_input(self) -> bool:
+        return self.input is not None
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _input_spec(type_: Any) -> InputSpec:
+    passthrough = type_ is Any or type_ is object
+    args = typing.get_args(type_)
+    origin = typing.get_origin(type_)
+    accepts_none = type_ is None or (origin in (typing.Union, types.UnionType) and type(None) in args)
+    return InputSpec(type_, msgspec.json.Decoder(type_), accepts_none, passthrough)
+
+
+def _make_procedure(fn: Handler, kind: ProcedureKind, name: str | None) -> tuple[str, Procedure]:
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"procedure {fn.__qualname__} must be an async function")
+    hints = typing.get_type_hints(fn, include_extras=True)
+    params = list(inspect.signature(fn).parameters)
+    if not 1 <= len(params) <= 2:
+        raise TypeError(f"procedure {fn.__qualname__} must take (ctx) or (ctx, input)")
+    spec = _input_spec(hints[params[1]]) if len(params) == 2 else None
+    proc_name = name or _camel(fn.__name__)
+    doc = inspect.getdoc(fn) or ""
+    return proc_name, Procedure(proc_name, kind, fn, spec, hints.get("return", None), doc)
+
+
+class Router:
+    """A named group of procedures and sub-routers; paths join with `.` as in tRPC."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Procedure | Router] = {}
+
+    def _add(self, name: str, entry: Procedure | Router) -> None:
+        if not name or "." in name or "," in name:
+            raise ValueError(f"invalid procedure or router name {name!r}")
+        if name in self._entries:
+            raise ValueError(f"{name!r} is registered twice")
+        self._entries[name] = entry
+
+    def _decorator(self, kind: ProcedureKind, fn: F | None, name: str | None) -> Any:
+        def register(f: F) -> F:
+            proc_name, proc = _make_procedure(f, kind, name)
+            self._add(proc_name, proc)
+            return f
+
+        return register(fn) if fn is not None else register
+
+    @overload
+    def query(self, fn: F, /) -> F: ...
+    @overload
+    def query(self, *, name: str | None = None) -> Callable[[F], F]: ...
+    def query(self, fn: F | None = None, /, *, name: str | None = None) -> Any:
+        """Register a query (read-only, GET). The tRPC name is the function name in camelCase unless given."""
+        return self._decorator("query", fn, name)
+
+    @overload
+    def mutation(self, fn: F, /) -> F: ...
+    @overload
+    def mutation(self, *, name: str | None = None) -> Callable[[F], F]: ...
+    def mutation(self, fn: F | None = None, /, *, name: str | None = None) -> Any:
+        """Register a mutation (changes state, POST)."""
+        return self._decorator("mutation", fn, name)
+
+    def include(self, name: str, router: Router) -> None:
+        """Mount a sub-router under `name` (e.g. `stripe`)."""
+        self._add(name, router)
+
+    def walk(self, prefix: str = "") -> Iterator[Procedure]:
+        """Every procedure with its full dotted path, in registration order."""
+        for name, entry in self._entries.items():
+            path = f"{prefix}{name}"
+            if isinstance(entry, Router):
+                yield from entry.walk(f"{path}.")
+            else:
+                yield Procedure(path, entry.kind, entry.handler, entry.input, entry.output_type, entry.description)
+
+
+class Registry:
+    """The flattened, immutable view of a root router that transports look procedures up in."""
+
+    def __init__(self, root: Router) -> None:
+        self.procedures: dict[str, Procedure] = {proc.path: proc for proc in root.walk()}
+
+    def get(self, path: str) -> Procedure | None:
+        return self.procedures.get(path)
+
+    def __iter__(self) -> Iterator[Procedure]:
+        return iter(self.procedures.values())
+
+    def __len__(self) -> int:
+        return len(self.procedures)
+
+    def call(self, procedure: Procedure, ctx: CallContext, value: object) -> Awaitable[Any]:
+        """Invoke a procedure with an already-validated input."""
+        if procedure.input is None:
+            return procedure.handler(ctx)
+        return procedure.handler(ctx, value)

@@ -1,0 +1,135 @@
+"""Configuration: environment variables, also read from `.env` in the working directory (the environment wins).
+
+Each field's env variable is its name upper-cased, so the seed's names (`STRIPE_SECRET_KEY`, `NODE_ENV`, ...) work
+unchanged and the gateway's own settings carry a `GATEWAY_` prefix. Everything has a default that runs a fresh
+checkout offline (test mode, local emulator); production mode refuses to start with missing or test-mode keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+__all__ = ["ConfigurationError", "Settings", "load_settings", "read_dotenv", "SETTING_DOCS"]
+
+TransformerMode = Literal["auto", "json", "superjson"]
+
+
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting the server and the commands read. Field name upper-cased = environment variable."""
+
+    node_env: Annotated[str, _doc("`production` requires live keys and hides stack traces")] = "development"
+    stripe_secret_key: Annotated[str, _doc("Stripe secret key, `sk_live_…` or `sk_test_…`")] = (
+        "sk_test_local_emulator"
+    )
+    stripe_publishable_key: Annotated[str, _doc("Stripe publishable key, `pk_live_…` or `pk_test_…`")] = (
+        "pk_test_local_emulator"
+    )
+    stripe_webhook_secret: Annotated[str, _doc("Webhook signing secret, `whsec_…`")] = ""
+    stripe_api_version: Annotated[str, _doc("Stripe API version pinned on every call")] = "2024-06-20"
+    jwt_secret: Annotated[str, _doc("HMAC key for the app's bearer tokens")] = ""
+    qr_secret: Annotated[str, _doc("HMAC key for signed QR codes")] = ""
+    gateway_host: Annotated[str, _doc("Address to listen on")] = "127.0.0.1"
+    gateway_port: Annotated[int, msgspec.Meta(ge=0, le=65535, description="Port to listen on")] = 3000
+    gateway_merchant_display_name: Annotated[str, _doc("Name the PaymentSheet shows")] = "Votre Boutique"
+    gateway_merchant_country: Annotated[
+        str, msgspec.Meta(pattern="^[A-Z]{2}$", description="Merchant country (ISO 3166-1 alpha-2)")
+    ] = "FR"
+    gateway_trpc_transformer: Annotated[
+        TransformerMode, _doc("`auto` detects superjson per request; `json` or `superjson` force one")
+    ] = "auto"
+    gateway_trpc_max_batch_size: Annotated[
+        int, msgspec.Meta(ge=1, description="Most calls in one batch request")
+    ] = 50
+    gateway_trpc_allow_batching: Annotated[bool, _doc("Accept `?batch=1` requests")] = True
+    gateway_trpc_allow_method_override: Annotated[
+        bool, _doc("Accept queries sent as POST (client `methodOverride: 'POST'`)")
+    ] = False
+    gateway_max_body_bytes: Annotated[
+        int, msgspec.Meta(ge=1024, description="Largest request body; larger is PAYLOAD_TOO_LARGE")
+    ] = 1_048_576
+    gateway_max_url_bytes: Annotated[
+        int, msgspec.Meta(ge=8190, description="Longest request line (batched GET URLs can be long)")
+    ] = 65_536
+    gateway_max_header_bytes: Annotated[int, msgspec.Meta(ge=8190, description="Longest header line")] = 16_384
+    gateway_shutdown_timeout: Annotated[
+        float, msgspec.Meta(gt=0, description="Seconds in-flight requests get to finish on SIGTERM")
+    ] = 30.0
+    gateway_log_level: Annotated[str, _doc("DEBUG, INFO, WARNING or ERROR")] = "INFO"
+    gateway_log_file: Annotated[str, _doc("Also write JSON logs to this file (rotated); empty: stdout only")] = ""
+
+    @property
+    def is_production(self) -> bool:
+        return self.node_env == "production"
+
+    @property
+    def stripe_test_mode(self) -> bool:
+        return not self.stripe_secret_key.startswith(("sk_live_", "rk_live_"))
+
+
+SETTING_DOCS: dict[str, str] = {
+    field.name.upper(): (field.type.__metadata__[0].description or "")
+    for field in msgspec.structs.fields(Settings)
+}
+"""Env variable -> description, for `--help` and the README's configuration table."""
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot run the gateway; the message names the variable and what to do."""
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: `KEY=value` lines, `export` prefixes, quotes and `#` comments."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw_line in path.read_text(encoding="utf-8").splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+    """Read settings from `.env` then the environment (which wins), validate them, and check production rules."""
+    env = dict(os.environ if environ is None else environ)
+    merged = {**(read_dotenv(dotenv) if dotenv else {}), **env}
+    known = {field.name.upper(): field.name for field in msgspec.structs.fields(Settings)}
+    values = {name: merged[var] for var, name in known.items() if var in merged and merged[var] != ""}
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        message = str(error)
+        for var, name in known.items():
+            message = message.replace(f"`$.{name}`", var)
+        raise ConfigurationError(f"invalid configuration: {message}") from None
+    check_production(settings)
+    return settings
+
+
+def check_production(settings: Settings) -> None:
+    """In production, refuse test-mode or missing keys, naming the variable."""
+    if not settings.is_production:
+        return
+    problems = []
+    if not settings.stripe_secret_key.startswith(("sk_live_", "rk_live_")):
+        problems.append("STRIPE_SECRET_KEY must be a live key (sk_live_…) when NODE_ENV=production")
+    if not settings.stripe_publishable_key.startswith("pk_live_"):
+        problems.append("STRIPE_PUBLISHABLE_KEY must be a live key (pk_live_…) when NODE_ENV=production")
+    if problems:
+        raise ConfigurationError("; ".join(problems))

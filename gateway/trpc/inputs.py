@@ -1,0 +1,143 @@
+"""Reading each call's input, lazily, the way @trpc/server does.
+
+A batch carries `{"0": in0, "1": in1, …}`; a key left out means `undefined`. The dict is decoded at most once, and
+only when a procedure that takes input asks for it, so a bad input never fails a call that ignores input.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+import msgspec
+
+from gateway import codec
+from gateway.codec import Issue
+from gateway.errors import ErrorCode, TRPCError
+from gateway.registry import InputSpec
+from gateway.trpc import superjson
+from gateway.trpc.transformers import JSON, SUPERJSON, Transformer, looks_like_superjson
+
+__all__ = ["InputReader", "validation_error"]
+
+UNDEFINED: Final = msgspec.UNSET
+_batch_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_NOT_AN_OBJECT: Final = '"input" needs to be an object when doing a batch call'
+
+
+def validation_error(issues: list[Issue]) -> TRPCError:
+    """BAD_REQUEST for invalid input. Like zod, the message is the JSON list of issues; `data` adds them as a list
+    with field paths and in the `zodError.flatten()` shape that create-t3-app style formatters send."""
+    plain = msgspec.to_builtins(issues)
+    field_errors: dict[str, list[str]] = {}
+    form_errors: list[str] = []
+    for issue in issues:
+        if issue.path:
+            field_errors.setdefault(str(issue.path[0]), []).append(issue.message)
+        else:
+            form_errors.append(issue.message)
+    return TRPCError(
+        ErrorCode.BAD_REQUEST,
+        json.dumps(plain, indent=2, ensure_ascii=False),
+        data={"issues": plain, "zodError": {"formErrors": form_errors, "fieldErrors": field_errors}},
+    )
+
+
+class InputReader:
+    """The raw input of one request (query parameter or body) and the transformer chosen for it."""
+
+    __slots__ = ("_batch", "_batch_error", "_body_error", "_is_batch", "_raw", "transformer")
+
+    def __init__(
+        self,
+        raw: bytes | None,
+        *,
+        is_batch: bool,
+        mode: str,
+        body_error: TRPCError | None = None,
+    ) -> None:
+        self._raw = raw
+        self._is_batch = is_batch
+        self._body_error = body_error
+        self._batch: dict[str, msgspec.Raw] | None = None
+        self._batch_error: TRPCError | None = None
+        self.transformer = self._choose(mode)
+
+    def _choose(self, mode: str) -> Transformer:
+        if mode == "json":
+            return JSON
+        if mode == "superjson":
+            return SUPERJSON
+        first = self._first_raw()
+        return SUPERJSON if first is not None and looks_like_superjson(first) else JSON
+
+    def _first_raw(self) -> bytes | memoryview | None:
+        if not self._raw:
+            return None
+        if not self._is_batch:
+            return self._raw
+        batch = self._decoded_batch()
+        if not batch:
+            return None
+        return memoryview(next(iter(batch.values())))
+
+    def _decoded_batch(self) -> dict[str, msgspec.Raw] | None:
+        if self._batch is None and self._batch_error is None:
+            if not self._raw:
+                self._batch = {}
+            else:
+                try:
+                    self._batch = _batch_decoder.decode(self._raw)
+                except msgspec.ValidationError:
+                    self._batch_error = TRPCError(ErrorCode.BAD_REQUEST, _NOT_AN_OBJECT)
+                except msgspec.DecodeError as error:
+                    self._batch_error = TRPCError(ErrorCode.BAD_REQUEST, str(error))
+        return self._batch
+
+    def _raw_for(self, index: int) -> bytes | memoryview | None:
+        if self._body_error is not None:
+            raise self._body_error
+        if not self._is_batch:
+            return self._raw or None
+        batch = self._decoded_batch()
+        if batch is None:
+            assert self._batch_error is not None
+            raise self._batch_error
+        raw = batch.get(str(index))
+        return memoryview(raw) if raw is not None else None
+
+    def read(self, index: int, spec: InputSpec) -> object:
+        """The validated input of call `index`. Raises TRPCError(BAD_REQUEST) with issues when it is not valid."""
+        raw = self._raw_for(index)
+        if raw is not None and self.transformer is JSON and not spec.passthrough:
+            # Fast path: straight from bytes into the typed value.
+            try:
+                return spec.decoder.decode(raw)
+            except msgspec.ValidationError:
+                return self._validate(codec.decode_any(raw), spec)
+            except msgspec.DecodeError as error:
+                raise TRPCError(ErrorCode.BAD_REQUEST, str(error)) from None
+        if raw is None:
+            value: object = UNDEFINED
+        else:
+            try:
+                value = self.transformer.input_value(raw)
+            except (msgspec.DecodeError, superjson.SuperjsonError) as error:
+                raise TRPCError(ErrorCode.BAD_REQUEST, str(error)) from None
+        return self._validate(value, spec)
+
+    @staticmethod
+    def _validate(value: object, spec: InputSpec) -> object:
+        if spec.passthrough:
+            return value
+        if value is UNDEFINED:
+            if spec.accepts_none:
+                return None
+            raise validation_error([Issue("invalid_type", [], "Required", received="undefined")])
+        try:
+            return msgspec.convert(value, spec.type)
+        except msgspec.ValidationError:
+            issues = codec.validation_issues(value, spec.type)
+            raise validation_error(issues or [Issue("custom", [], "Invalid input")]) from None
+
+

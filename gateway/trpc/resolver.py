@@ -1,0 +1,260 @@
+"""From a parsed HTTP request to a tRPC response: routing, method rules, calls, envelopes, statuses, streams.
+
+The order of checks follows @trpc/server v11's `resolveResponse`: errors about the request as a whole (content
+type, path encoding, batching, stream flags, batch size, mixed types) come first and are answered as one object;
+then each call is resolved on its own (unknown path, wrong method, bad input, the procedure's own errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import msgspec
+from loguru import logger
+
+from gateway.context import CallContext
+from gateway.errors import ErrorCode, TRPCError
+from gateway.registry import Procedure, Registry
+from gateway.settings import Settings
+from gateway.trpc import request as wire
+from gateway.trpc.envelopes import error_envelope, error_shape, response_status, success_envelope
+from gateway.trpc.inputs import InputReader
+from gateway.trpc.request import StreamMode
+from gateway.trpc.transformers import JSON, Transformer
+
+__all__ = ["CallResult", "TrpcRequest", "TrpcResponse", "TrpcResolver"]
+
+JSON_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-accept, accept"}
+V10_STREAM_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-batch-mode"}
+_NONE_TYPE: Final = type(None)
+
+
+@dataclass(slots=True)
+class TrpcRequest:
+    """What the resolver needs from an HTTP request; the web adapter fills it."""
+
+    method: str
+    path: str
+    """The raw (still percent-encoded) URL path after the `/trpc` prefix."""
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes | None = None
+    body_error: TRPCError | None = None
+
+
+@dataclass(slots=True)
+class TrpcResponse:
+    """A complete body, or a stream of lines for JSONL / v10 streaming (always status 200)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass(slots=True)
+class CallResult:
+    """The outcome of one call: its output, or the error to send."""
+
+    index: int
+    path: str
+    procedure: Procedure | None
+    output: object = None
+    error: TRPCError | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+class TrpcResolver:
+    """Resolves tRPC requests against one registry with one set of settings."""
+
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.expose_stack = not settings.is_production
+        self._query_methods = ("GET", "POST") if settings.gateway_trpc_allow_method_override else ("GET",)
+
+    # -- entry point ---------------------------------------------------------------------------------------------
+
+    async def resolve(self, req: TrpcRequest, ctx: CallContext) -> TrpcResponse:
+        transformer: Transformer = JSON
+        try:
+            wire.check_content_type(req.method, req.headers.get("content-type"))
+            is_batch = req.query.get("batch") == "1"
+            paths = wire.parse_paths(req.path, is_batch=is_batch)
+            raw = self._raw_input(req)
+            reader = InputReader(
+                raw, is_batch=is_batch, mode=self.settings.gateway_trpc_transformer, body_error=req.body_error
+            )
+            transformer = reader.transformer
+            stream = wire.stream_mode(req.headers)
+            procedures = self._check_request(paths, is_batch, stream)
+            ctx.connection_params = wire.parse_connection_params(req.query.get("connectionParams"))
+        except TRPCError as error:
+            return self._whole_request_error(error, transformer)
+
+        if stream is StreamMode.JSONL:
+            return TrpcResponse(200, dict(JSON_HEADERS), stream=self._jsonl(paths, procedures, reader, req, ctx))
+        if stream is StreamMode.V10 and is_batch:
+            return TrpcResponse(
+                200, dict(V10_STREAM_HEADERS), stream=self._v10_stream(paths, procedures, reader, req, ctx)
+            )
+        if not is_batch:
+            result = await self._call(0, paths[0], procedures[0], reader, req.method, ctx)
+            return self._single_response(result, transformer)
+        results = await asyncio.gather(
+            *(self._call(i, path, proc, reader, req.method, ctx) for i, (path, proc) in enumerate(zip(paths, procedures)))
+        )
+        return self._batch_response(results, transformer)
+
+    # -- request-wide checks -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _raw_input(req: TrpcRequest) -> bytes | None:
+        if req.method == "GET":
+            text = req.query.get("input")
+            return text.encode() if text else None
+        return req.body or None
+
+    def _check_request(self, paths: list[str], is_batch: bool, stream: StreamMode) -> list[Procedure | None]:
+        settings = self.settings
+        if is_batch and not settings.gateway_trpc_allow_batching:
+            raise TRPCError(ErrorCode.BAD_REQUEST, "Batching is not enabled on the server", whole_request=True)
+        if stream is StreamMode.JSONL and not is_batch:
+            raise TRPCError(
+                ErrorCode.BAD_REQUEST,
+                "Streaming requests must be batched (you can do a batch of 1)",
+                whole_request=True,
+            )
+        if is_batch and len(paths) > settings.gateway_trpc_max_batch_size:
+            raise TRPCError(ErrorCode.BAD_REQUEST, "Batch call exceeds maximum size", whole_request=True)
+        procedures = [self.registry.get(path) for path in paths]
+        kinds: list[str] = []
+        for proc in procedures:
+            if proc is not None and proc.kind not in kinds:
+                kinds.append(proc.kind)
+        if len(kinds) > 1:
+            raise TRPCError(
+                ErrorCode.BAD_REQUEST, f"Cannot mix procedure types in call: {', '.join(kinds)}", whole_request=True
+            )
+        return procedures
+
+    # -- one call ------------------------------------------------------------------------------------------------
+
+    def _allowed_methods(self, proc: Procedure) -> tuple[str, ...]:
+        return self._query_methods if proc.kind == "query" else ("POST",)
+
+    async def _call(
+        self, index: int, path: str, proc: Procedure | None, reader: InputReader, method: str, ctx: CallContext
+    ) -> CallResult:
+        if proc is None:
+            error = TRPCError(ErrorCode.NOT_FOUND, f'No procedure found on path "{path}"')
+            return CallResult(index, path, None, error=error)
+        allowed = self._allowed_methods(proc)
+        if method not in allowed:
+            error = TRPCError(
+                ErrorCode.METHOD_NOT_SUPPORTED,
+                f'Unsupported {method}-request to {proc.kind} procedure at path "{path}"',
+            )
+            return CallResult(index, path, proc, error=error, extra_headers={"allow": ", ".join(allowed)})
+        try:
+            value = reader.read(index, proc.input) if proc.input is not None else None
+            output = await self.registry.call(proc, ctx, value)
+        except TRPCError as error:
+            return CallResult(index, path, proc, error=error, extra_headers=dict(error.headers or {}))
+        except Exception as exc:
+            return CallResult(index, path, proc, error=self._unexpected(exc, path, ctx))
+        return CallResult(index, path, proc, output=output)
+
+    def _unexpected(self, exc: Exception, path: str, ctx: CallContext) -> TRPCError:
+        """An exception nobody meant the client to see: logged whole, answered generically in production."""
+        logger.bind(requestId=ctx.request_id, procedure=path).opt(exception=exc).error("procedure_exception")
+        message = "Internal server error" if self.settings.is_production else (str(exc) or type(exc).__name__)
+        return TRPCError(ErrorCode.INTERNAL_SERVER_ERROR, message, cause=exc)
+
+    # -- encoding ------------------------------------------------------------------------------------------------
+
+    def _envelope(self, result: CallResult, transformer: Transformer) -> bytes:
+        if result.error is not None:
+            return error_envelope(transformer, error_shape(result.error, result.path, expose_stack=self.expose_stack))
+        return success_envelope(transformer, result.output, undefined=_is_undefined(result))
+
+    def _envelope_value(self, result: CallResult) -> dict[str, object]:
+        """The envelope as a value (JSONL lines are transformed as a whole, so they need it unencoded)."""
+        if result.error is not None:
+            return {"error": error_shape(result.error, result.path, expose_stack=self.expose_stack)}
+        if _is_undefined(result):
+            return {"result": {"data": msgspec.UNSET}}
+        return {"result": {"data": result.output}}
+
+    @staticmethod
+    def _status(result: CallResult) -> int:
+        return 200 if result.error is None else result.error.code.http_status
+
+    def _single_response(self, result: CallResult, transformer: Transformer) -> TrpcResponse:
+        headers = dict(JSON_HEADERS)
+        headers.update(result.extra_headers)
+        return TrpcResponse(self._status(result), headers, self._envelope(result, transformer))
+
+    def _batch_response(self, results: list[CallResult], transformer: Transformer) -> TrpcResponse:
+        headers = dict(JSON_HEADERS)
+        for result in results:
+            headers.update(result.extra_headers)
+        body = b"[" + b",".join(self._envelope(result, transformer) for result in results) + b"]"
+        return TrpcResponse(response_status([self._status(r) for r in results]), headers, body)
+
+    def _whole_request_error(self, error: TRPCError, transformer: Transformer) -> TrpcResponse:
+        error.whole_request = True
+        body = error_envelope(transformer, error_shape(error, None, expose_stack=self.expose_stack))
+        return TrpcResponse(error.code.http_status, dict(JSON_HEADERS), body)
+
+    # -- streaming -----------------------------------------------------------------------------------------------
+
+    async def _completed(
+        self, paths: list[str], procedures: list[Procedure | None], reader: InputReader, req: TrpcRequest,
+        ctx: CallContext,
+    ) -> AsyncIterator[CallResult]:
+        """Run every call at once and yield results in the order they finish; cancel the rest if abandoned."""
+        tasks = [
+            asyncio.ensure_future(self._call(i, path, proc, reader, req.method, ctx))
+            for i, (path, proc) in enumerate(zip(paths, procedures))
+        ]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _jsonl(
+        self, paths: list[str], procedures: list[Procedure | None], reader: InputReader, req: TrpcRequest,
+        ctx: CallContext,
+    ) -> AsyncIterator[bytes]:
+        """v11 JSONL: a head line with one promise per call (chunk id = call index), then one line per call as it
+        finishes. The client only needs head[i] -> result -> data to resolve, and this is the simplest encoding it
+        accepts (reference 5.4)."""
+        transformer = reader.transformer
+        head = {str(i): [[0], [None, 0, i]] for i in range(len(paths))}
+        yield transformer.line(head) + b"\n"
+        async for result in self._completed(paths, procedures, reader, req, ctx):
+            yield transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
+
+    async def _v10_stream(
+        self, paths: list[str], procedures: list[Procedure | None], reader: InputReader, req: TrpcRequest,
+        ctx: CallContext,
+    ) -> AsyncIterator[bytes]:
+        """v10's `trpc-batch-mode: stream`: `{"i":envelope` then `,"j":envelope` lines in finishing order, then `}`."""
+        separator = b"{"
+        async for result in self._completed(paths, procedures, reader, req, ctx):
+            yield b'%s"%d":%s\n' % (separator, result.index, self._envelope(result, reader.transformer))
+            separator = b","
+        yield b"}"
+
+
+def _is_undefined(result: CallResult) -> bool:
+    """A procedure that returns nothing answers `{"result":{}}`, as a TypeScript one returning undefined does."""
+    return result.output is msgspec.UNSET or (
+        result.output is None and result.procedure is not None and result.procedure.output_type is _NONE_TYPE
+    )

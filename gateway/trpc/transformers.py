@@ -1,0 +1,90 @@
+"""The two data transformers a tRPC app can use: plain JSON and superjson.
+
+Both decode a call's raw input and encode what goes back. Nothing on the wire names the transformer, so in `auto`
+mode it is told from the input itself: superjson clients always send `{"json":…}` (even for undefined input), and
+`JSON.stringify` writes that key first with no space, so a prefix check is enough and costs nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from gateway import codec
+from gateway.trpc import superjson
+
+__all__ = ["JSON", "SUPERJSON", "Transformer", "looks_like_superjson"]
+
+_SUPERJSON_PREFIX: Final = b'{"json":'
+_BUILTIN_TYPES: Final = (datetime.datetime,)
+
+
+def looks_like_superjson(raw: bytes | memoryview) -> bool:
+    """True when a call's raw input is a superjson envelope as the client writes it."""
+    return bytes(raw[:8]) == _SUPERJSON_PREFIX
+
+
+class Transformer(Protocol):
+    name: str
+    undefined_data: bytes
+    """`result` for a procedure that returns nothing (JS `undefined`)."""
+
+    def input_value(self, raw: bytes | memoryview) -> object:
+        """Decode one call's raw input to builtins (msgspec.UNSET for undefined). Raises DecodeError/SuperjsonError."""
+        ...
+
+    def data(self, output: object) -> bytes:
+        """Encode a procedure's output as the value of `result.data`."""
+        ...
+
+    def error(self, shape: dict[str, object]) -> bytes:
+        """Encode an error shape as the value of `error`."""
+        ...
+
+    def line(self, value: object) -> bytes:
+        """Encode one whole JSONL line (superjson transforms each line as a whole)."""
+        ...
+
+
+class _Json:
+    name = "json"
+    undefined_data = b'{"result":{}}'
+
+    def input_value(self, raw: bytes | memoryview) -> object:
+        return codec.decode_any(raw)
+
+    def data(self, output: object) -> bytes:
+        return codec.encode(output)
+
+    def error(self, shape: dict[str, object]) -> bytes:
+        return codec.encode(shape)
+
+    def line(self, value: object) -> bytes:
+        return codec.encode(value)
+
+
+def _builtins(value: object) -> Any:
+    return msgspec.to_builtins(value, builtin_types=_BUILTIN_TYPES)
+
+
+class _Superjson:
+    name = "superjson"
+    undefined_data = b'{"result":{"data":' + codec.encode(superjson.serialize(msgspec.UNSET)) + b"}}"
+
+    def input_value(self, raw: bytes | memoryview) -> object:
+        return superjson.deserialize(codec.decode_any(raw))
+
+    def data(self, output: object) -> bytes:
+        return codec.encode(superjson.serialize(_builtins(output)))
+
+    def error(self, shape: dict[str, object]) -> bytes:
+        return codec.encode(superjson.serialize(_builtins(shape)))
+
+    def line(self, value: object) -> bytes:
+        return codec.encode(superjson.serialize(_builtins(value)))
+
+
+JSON: Final[Transformer] = _Json()
+SUPERJSON: Final[Transformer] = _Superjson()
