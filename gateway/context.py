@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from gateway.settings import Settings
 
-__all__ = ["Caller", "CallContext"]
+__all__ = ["CallContext", "Caller"]
 
 
 @dataclass(frozen=True, slots=True)

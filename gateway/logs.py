@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import sys
 import traceback
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, TextIO
 
 import msgspec
 from loguru import logger
 
+from gateway.codec import js_iso
+
 if TYPE_CHECKING:
     from loguru import Record
 
-__all__ = ["configure_logging", "iso_millis"]
+__all__ = ["configure_logging"]
 
 _encoder: Final = msgspec.json.Encoder()
 _LINE: Final = "_json_line"
@@ -30,15 +31,9 @@ def _format(_record: Record) -> str:
     return _FORMAT
 
 
-def iso_millis(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and `Z`, the seed's timestamp format (`2024-01-15T10:30:00.000Z`)."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
 def _to_json_line(record: Record) -> None:
     line: dict[str, object] = {
-        "timestamp": iso_millis(record["time"]),
+        "timestamp": js_iso(record["time"]),  # the seed's `2024-01-15T10:30:00.000Z`
         "level": record["level"].name,
         "event": record["message"],
     }
@@ -57,6 +52,11 @@ def configure_logging(level: str = "INFO", log_file: str = "", stream: TextIO | 
     logger.add(stream or sys.stdout, level=level.upper(), format=_format, backtrace=False, diagnose=False)
     if log_file:
         logger.add(
-            log_file, level=level.upper(), format=_format, rotation="50 MB", retention=10,
-            backtrace=False, diagnose=False,
+            log_file,
+            level=level.upper(),
+            format=_format,
+            rotation="50 MB",
+            retention=10,
+            backtrace=False,
+            diagnose=False,
         )

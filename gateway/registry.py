@@ -15,6 +15,7 @@ Types are read from the annotations once, at registration, so no reflection happ
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import types
 import typing
@@ -24,6 +25,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
+from gateway import codec
 from gateway.context import CallContext
 
 __all__ = ["InputSpec", "Procedure", "ProcedureKind", "Registry", "Router"]
@@ -55,6 +57,8 @@ class Procedure:
     input: InputSpec | None
     output_type: Any
     description: str
+    output_has_datetime: bool = False
+    """Computed at registration: plain-JSON output then writes datetimes the JavaScript way."""
 
     @property
     def takes_input(self) -> bool:
@@ -84,7 +88,9 @@ def _make_procedure(fn: Handler, kind: ProcedureKind, name: str | None) -> tuple
     spec = _input_spec(hints[params[1]]) if len(params) == 2 else None
     proc_name = name or _camel(fn.__name__)
     doc = inspect.getdoc(fn) or ""
-    return proc_name, Procedure(proc_name, kind, fn, spec, hints.get("return", None), doc)
+    output_type = hints.get("return", None)
+    has_datetime = codec.may_contain_datetime(output_type)
+    return proc_name, Procedure(proc_name, kind, fn, spec, output_type, doc, has_datetime)
 
 
 class Router:
@@ -111,7 +117,7 @@ class Router:
     @overload
     def query(self, fn: F, /) -> F: ...
     @overload
-    def query(self, *, name: str | None = None) -> Callable[[F], F]: ...
+    def query(self, fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
     def query(self, fn: F | None = None, /, *, name: str | None = None) -> Any:
         """Register a query (read-only, GET). The tRPC name is the function name in camelCase unless given."""
         return self._decorator("query", fn, name)
@@ -119,7 +125,7 @@ class Router:
     @overload
     def mutation(self, fn: F, /) -> F: ...
     @overload
-    def mutation(self, *, name: str | None = None) -> Callable[[F], F]: ...
+    def mutation(self, fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
     def mutation(self, fn: F | None = None, /, *, name: str | None = None) -> Any:
         """Register a mutation (changes state, POST)."""
         return self._decorator("mutation", fn, name)
@@ -135,7 +141,7 @@ class Router:
             if isinstance(entry, Router):
                 yield from entry.walk(f"{path}.")
             else:
-                yield Procedure(path, entry.kind, entry.handler, entry.input, entry.output_type, entry.description)
+                yield dataclasses.replace(entry, path=path)
 
 
 class Registry:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["ConfigurationError", "Settings", "load_settings", "read_dotenv", "SETTING_DOCS"]
+__all__ = ["SETTING_DOCS", "ConfigurationError", "Settings", "load_settings", "read_dotenv"]
 
 TransformerMode = Literal["auto", "json", "superjson"]
 
@@ -28,7 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     node_env: Annotated[str, _doc("`production` requires live keys and hides stack traces")] = "development"
     stripe_secret_key: Annotated[str, _doc("Stripe secret key, `sk_live_…` or `sk_test_…`")] = (
-        "sk_test_local_emulator"
+        "sk_test_local_emulator"  # noqa: S105 - a placeholder the local emulator accepts, not a secret
     )
     stripe_publishable_key: Annotated[str, _doc("Stripe publishable key, `pk_live_…` or `pk_test_…`")] = (
         "pk_test_local_emulator"
@@ -59,12 +59,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gateway_max_url_bytes: Annotated[
         int, msgspec.Meta(ge=8190, description="Longest request line (batched GET URLs can be long)")
     ] = 65_536
-    gateway_max_header_bytes: Annotated[int, msgspec.Meta(ge=8190, description="Longest header line")] = 16_384
+    gateway_max_header_bytes: Annotated[int, msgspec.Meta(ge=8190, description="Longest header line")] = (
+        16_384
+    )
     gateway_shutdown_timeout: Annotated[
         float, msgspec.Meta(gt=0, description="Seconds in-flight requests get to finish on SIGTERM")
     ] = 30.0
     gateway_log_level: Annotated[str, _doc("DEBUG, INFO, WARNING or ERROR")] = "INFO"
-    gateway_log_file: Annotated[str, _doc("Also write JSON logs to this file (rotated); empty: stdout only")] = ""
+    gateway_log_file: Annotated[
+        str, _doc("Also write JSON logs to this file (rotated); empty: stdout only")
+    ] = ""
 
     @property
     def is_production(self) -> bool:

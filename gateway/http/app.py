@@ -29,7 +29,7 @@ def create_app(settings: Settings, router: Router | None = None) -> web.Applicat
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     route = TrpcRoute(TrpcResolver(registry, settings), settings)
-    app.router.add_route("*", TRPC_PREFIX + "{tail:.*}", route)
+    app.router.add_route("*", TRPC_PREFIX + "{tail:.*}", route.handle)
     app.on_response_prepare.append(add_request_id_header)
     return app
 

@@ -12,12 +12,13 @@ import time
 from typing import Final
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from loguru import logger
 
 from gateway import codec
 from gateway.errors import ErrorCode
 
-__all__ = ["REQUEST_ID", "new_request_id", "observe_requests", "add_request_id_header"]
+__all__ = ["REQUEST_ID", "add_request_id_header", "new_request_id", "observe_requests"]
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -58,24 +59,26 @@ def _log(request: web.Request, status: int, size: int | None, started: float) ->
         responseSize=size or 0,
         success=success,
     )
-    if success or status < 400 and status != 207:
+    if success or (status < 400 and status != 207):
         log.info(f"{prefix}_completed")
     else:
         log.warning(f"{prefix}_error")
 
 
 @web.middleware
-async def observe_requests(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id, log how it ended, and turn any escaped exception into a generic tRPC 500."""
     request[REQUEST_ID] = new_request_id()
     started = time.perf_counter()
     try:
         response = await handler(request)
     except web.HTTPException as http_error:
-        _log(request, http_error.status, len(http_error.body or b""), started)
+        _log(request, http_error.status, http_error.content_length, started)
         raise
     except Exception as exc:
-        logger.bind(requestId=request[REQUEST_ID], path=request.path).opt(exception=exc).error("request_exception")
+        logger.bind(requestId=request[REQUEST_ID], path=request.path).opt(exception=exc).error(
+            "request_exception"
+        )
         response = web.Response(status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json")
     size = response.body_length if response.prepared else response.content_length
     _log(request, response.status, size, started)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from aiohttp import web
+from loguru import logger
 
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
@@ -36,7 +38,7 @@ class TrpcRoute:
         except web.HTTPRequestEntityTooLarge:
             return None, TRPCError(ErrorCode.PAYLOAD_TOO_LARGE)
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "HEAD":
             # @trpc/server answers HEAD with an empty 204 (used to warm up serverless functions).
             return web.Response(status=204)
@@ -58,7 +60,13 @@ class TrpcRoute:
         stream = web.StreamResponse(status=result.status, headers=result.headers)
         stream.enable_chunked_encoding()
         await stream.prepare(request)
-        async for chunk in result.stream:
-            await stream.write(chunk)
+        try:
+            async for chunk in result.stream:
+                await stream.write(chunk)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise  # the client went away; the resolver cancels the calls still running
+        except Exception as exc:
+            # Headers are out: all we can do is end the stream, and the client fails the calls still pending.
+            logger.bind(requestId=ctx.request_id).opt(exception=exc).error("stream_exception")
         await stream.write_eof()
         return stream

@@ -8,7 +8,7 @@ from typing import Final
 from gateway.errors import TRPCError
 from gateway.trpc.transformers import Transformer
 
-__all__ = ["error_shape", "error_envelope", "response_status", "success_envelope", "MULTI_STATUS"]
+__all__ = ["MULTI_STATUS", "error_envelope", "error_shape", "response_status", "success_envelope"]
 
 MULTI_STATUS: Final = 207
 
@@ -32,10 +32,12 @@ def error_envelope(transformer: Transformer, shape: dict[str, object]) -> bytes:
     return b'{"error":' + transformer.error(shape) + b"}"
 
 
-def success_envelope(transformer: Transformer, output: object, *, undefined: bool) -> bytes:
+def success_envelope(
+    transformer: Transformer, output: object, *, undefined: bool, has_datetime: bool
+) -> bytes:
     if undefined:
         return transformer.undefined_data
-    return b'{"result":{"data":' + transformer.data(output) + b"}}"
+    return b'{"result":{"data":' + transformer.data(output, has_datetime=has_datetime) + b"}}"
 
 
 def response_status(statuses: list[int]) -> int:

@@ -139,5 +139,3 @@ class InputReader:
         except msgspec.ValidationError:
             issues = codec.validation_issues(value, spec.type)
             raise validation_error(issues or [Issue("custom", [], "Invalid input")]) from None
-
-

@@ -79,8 +79,10 @@ def stream_mode(headers: Mapping[str, str]) -> StreamMode:
     if trpc_accept is not None:
         return StreamMode.JSONL if trpc_accept.strip() == "application/jsonl" else StreamMode.NONE
     accept = headers.get("accept")
-    if accept and "application/jsonl" in accept and any(
-        part.strip() == "application/jsonl" for part in accept.split(",")
+    if (
+        accept
+        and "application/jsonl" in accept
+        and any(part.strip() == "application/jsonl" for part in accept.split(","))
     ):
         return StreamMode.JSONL
     if headers.get("trpc-batch-mode") == "stream":

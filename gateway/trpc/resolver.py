@@ -25,7 +25,7 @@ from gateway.trpc.inputs import InputReader
 from gateway.trpc.request import StreamMode
 from gateway.trpc.transformers import JSON, Transformer
 
-__all__ = ["CallResult", "TrpcRequest", "TrpcResponse", "TrpcResolver"]
+__all__ = ["CallResult", "TrpcRequest", "TrpcResolver", "TrpcResponse"]
 
 JSON_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-accept, accept"}
 V10_STREAM_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-batch-mode"}
@@ -96,7 +96,9 @@ class TrpcResolver:
             return self._whole_request_error(error, transformer)
 
         if stream is StreamMode.JSONL:
-            return TrpcResponse(200, dict(JSON_HEADERS), stream=self._jsonl(paths, procedures, reader, req, ctx))
+            return TrpcResponse(
+                200, dict(JSON_HEADERS), stream=self._jsonl(paths, procedures, reader, req, ctx)
+            )
         if stream is StreamMode.V10 and is_batch:
             return TrpcResponse(
                 200, dict(V10_STREAM_HEADERS), stream=self._v10_stream(paths, procedures, reader, req, ctx)
@@ -105,7 +107,10 @@ class TrpcResolver:
             result = await self._call(0, paths[0], procedures[0], reader, req.method, ctx)
             return self._single_response(result, transformer)
         results = await asyncio.gather(
-            *(self._call(i, path, proc, reader, req.method, ctx) for i, (path, proc) in enumerate(zip(paths, procedures)))
+            *(
+                self._call(i, path, proc, reader, req.method, ctx)
+                for i, (path, proc) in enumerate(zip(paths, procedures, strict=False))
+            )
         )
         return self._batch_response(results, transformer)
 
@@ -121,7 +126,9 @@ class TrpcResolver:
     def _check_request(self, paths: list[str], is_batch: bool, stream: StreamMode) -> list[Procedure | None]:
         settings = self.settings
         if is_batch and not settings.gateway_trpc_allow_batching:
-            raise TRPCError(ErrorCode.BAD_REQUEST, "Batching is not enabled on the server", whole_request=True)
+            raise TRPCError(
+                ErrorCode.BAD_REQUEST, "Batching is not enabled on the server", whole_request=True
+            )
         if stream is StreamMode.JSONL and not is_batch:
             raise TRPCError(
                 ErrorCode.BAD_REQUEST,
@@ -137,7 +144,9 @@ class TrpcResolver:
                 kinds.append(proc.kind)
         if len(kinds) > 1:
             raise TRPCError(
-                ErrorCode.BAD_REQUEST, f"Cannot mix procedure types in call: {', '.join(kinds)}", whole_request=True
+                ErrorCode.BAD_REQUEST,
+                f"Cannot mix procedure types in call: {', '.join(kinds)}",
+                whole_request=True,
             )
         return procedures
 
@@ -147,7 +156,13 @@ class TrpcResolver:
         return self._query_methods if proc.kind == "query" else ("POST",)
 
     async def _call(
-        self, index: int, path: str, proc: Procedure | None, reader: InputReader, method: str, ctx: CallContext
+        self,
+        index: int,
+        path: str,
+        proc: Procedure | None,
+        reader: InputReader,
+        method: str,
+        ctx: CallContext,
     ) -> CallResult:
         if proc is None:
             error = TRPCError(ErrorCode.NOT_FOUND, f'No procedure found on path "{path}"')
@@ -178,15 +193,20 @@ class TrpcResolver:
 
     def _envelope(self, result: CallResult, transformer: Transformer) -> bytes:
         if result.error is not None:
-            return error_envelope(transformer, error_shape(result.error, result.path, expose_stack=self.expose_stack))
-        return success_envelope(transformer, result.output, undefined=_is_undefined(result))
+            return error_envelope(
+                transformer, error_shape(result.error, result.path, expose_stack=self.expose_stack)
+            )
+        has_datetime = result.procedure is not None and result.procedure.output_has_datetime
+        return success_envelope(
+            transformer, result.output, undefined=_is_undefined(result), has_datetime=has_datetime
+        )
 
     def _envelope_value(self, result: CallResult) -> dict[str, object]:
         """The envelope as a value (JSONL lines are transformed as a whole, so they need it unencoded)."""
         if result.error is not None:
             return {"error": error_shape(result.error, result.path, expose_stack=self.expose_stack)}
         if _is_undefined(result):
-            return {"result": {"data": msgspec.UNSET}}
+            return {"result": {}}  # no `data`: the client reads it as undefined, with or without superjson
         return {"result": {"data": result.output}}
 
     @staticmethod
@@ -213,13 +233,17 @@ class TrpcResolver:
     # -- streaming -----------------------------------------------------------------------------------------------
 
     async def _completed(
-        self, paths: list[str], procedures: list[Procedure | None], reader: InputReader, req: TrpcRequest,
+        self,
+        paths: list[str],
+        procedures: list[Procedure | None],
+        reader: InputReader,
+        req: TrpcRequest,
         ctx: CallContext,
     ) -> AsyncIterator[CallResult]:
         """Run every call at once and yield results in the order they finish; cancel the rest if abandoned."""
         tasks = [
             asyncio.ensure_future(self._call(i, path, proc, reader, req.method, ctx))
-            for i, (path, proc) in enumerate(zip(paths, procedures))
+            for i, (path, proc) in enumerate(zip(paths, procedures, strict=False))
         ]
         try:
             for next_done in asyncio.as_completed(tasks):
@@ -229,7 +253,11 @@ class TrpcResolver:
                 task.cancel()
 
     async def _jsonl(
-        self, paths: list[str], procedures: list[Procedure | None], reader: InputReader, req: TrpcRequest,
+        self,
+        paths: list[str],
+        procedures: list[Procedure | None],
+        reader: InputReader,
+        req: TrpcRequest,
         ctx: CallContext,
     ) -> AsyncIterator[bytes]:
         """v11 JSONL: a head line with one promise per call (chunk id = call index), then one line per call as it
@@ -242,7 +270,11 @@ class TrpcResolver:
             yield transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
 
     async def _v10_stream(
-        self, paths: list[str], procedures: list[Procedure | None], reader: InputReader, req: TrpcRequest,
+        self,
+        paths: list[str],
+        procedures: list[Procedure | None],
+        reader: InputReader,
+        req: TrpcRequest,
         ctx: CallContext,
     ) -> AsyncIterator[bytes]:
         """v10's `trpc-batch-mode: stream`: `{"i":envelope` then `,"j":envelope` lines in finishing order, then `}`."""

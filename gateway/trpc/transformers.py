@@ -35,8 +35,8 @@ class Transformer(Protocol):
         """Decode one call's raw input to builtins (msgspec.UNSET for undefined). Raises DecodeError/SuperjsonError."""
         ...
 
-    def data(self, output: object) -> bytes:
-        """Encode a procedure's output as the value of `result.data`."""
+    def data(self, output: object, *, has_datetime: bool) -> bytes:
+        """Encode a procedure's output as the value of `result.data`; `has_datetime` if it may hold datetimes."""
         ...
 
     def error(self, shape: dict[str, object]) -> bytes:
@@ -55,14 +55,14 @@ class _Json:
     def input_value(self, raw: bytes | memoryview) -> object:
         return codec.decode_any(raw)
 
-    def data(self, output: object) -> bytes:
-        return codec.encode(output)
+    def data(self, output: object, *, has_datetime: bool) -> bytes:
+        return codec.encode_js_dates(output) if has_datetime else codec.encode(output)
 
     def error(self, shape: dict[str, object]) -> bytes:
         return codec.encode(shape)
 
     def line(self, value: object) -> bytes:
-        return codec.encode(value)
+        return codec.encode_js_dates(value)
 
 
 def _builtins(value: object) -> Any:
@@ -76,7 +76,7 @@ class _Superjson:
     def input_value(self, raw: bytes | memoryview) -> object:
         return superjson.deserialize(codec.decode_any(raw))
 
-    def data(self, output: object) -> bytes:
+    def data(self, output: object, *, has_datetime: bool) -> bytes:
         return codec.encode(superjson.serialize(_builtins(output)))
 
     def error(self, shape: dict[str, object]) -> bytes:

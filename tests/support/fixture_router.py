@@ -1,0 +1,120 @@
+"""The conformance router: the procedures of shared/reference/trpc-wire.md section 10, as a Python gateway router.
+
+The Node reference server (tests/conformance/node/v11/reference-server.mjs) implements the same router with
+@trpc/server and zod, so both can be called by the same clients and compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from gateway.context import CallContext
+from gateway.errors import ErrorCode, TRPCError
+from gateway.registry import Router
+
+__all__ = ["fixture_router"]
+
+
+class GreetInput(msgspec.Struct):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Greeting(msgspec.Struct):
+    hello: str
+
+
+class AddInput(msgspec.Struct):
+    a: int
+    b: int
+
+
+class Echo(msgspec.Struct, rename="camel"):
+    received: Any
+    was_undefined: bool
+
+
+class SlowInput(msgspec.Struct):
+    ms: int
+
+
+class Waited(msgspec.Struct):
+    waited: int
+
+
+class WhenInput(msgspec.Struct):
+    at: datetime
+
+
+class When(msgspec.Struct, rename="camel"):
+    at: datetime
+    next_day: datetime
+
+
+def fixture_router() -> Router:
+    root = Router()
+
+    @root.query
+    async def greet(ctx: CallContext, input: GreetInput | None) -> Greeting:
+        name = input.name if input is not None and isinstance(input.name, str) else "world"
+        return Greeting(hello=name)
+
+    @root.query
+    async def no_input(ctx: CallContext) -> str:
+        return "pong"
+
+    @root.mutation
+    async def add(ctx: CallContext, input: AddInput) -> int:
+        return input.a + input.b
+
+    def echo(input: Any) -> Echo:
+        undefined = input is msgspec.UNSET
+        return Echo(received=None if undefined else input, was_undefined=undefined)
+
+    @root.mutation
+    async def echo_mut(ctx: CallContext, input: Any) -> Echo:
+        return echo(input)
+
+    @root.query(name="echo")
+    async def echo_query(ctx: CallContext, input: Any) -> Echo:
+        return echo(input)
+
+    @root.query
+    async def boom(ctx: CallContext) -> str:
+        raise RuntimeError("kaboom")
+
+    @root.query
+    async def throw_code(ctx: CallContext, input: str) -> str:
+        raise TRPCError(ErrorCode[input], f"thrown {input}")
+
+    @root.query
+    async def slow(ctx: CallContext, input: SlowInput) -> Waited:
+        await asyncio.sleep(input.ms / 1000)
+        return Waited(waited=input.ms)
+
+    @root.query
+    async def when(ctx: CallContext, input: WhenInput) -> When:
+        return When(at=input.at, next_day=input.at + timedelta(days=1))
+
+    @root.query
+    async def ret_undefined(ctx: CallContext) -> None:
+        return None
+
+    @root.query
+    async def whoami(ctx: CallContext) -> dict[str, str] | None:
+        """Echoes the connectionParams the request carried."""
+        return ctx.connection_params
+
+    deep = Router()
+
+    @deep.query
+    async def hi(ctx: CallContext) -> str:
+        return "hi"
+
+    nested = Router()
+    nested.include("deep", deep)
+    root.include("nested", nested)
+    return root

@@ -1,0 +1,46 @@
+"""A gateway on a real socket on 127.0.0.1, as tests and the Node clients talk to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from gateway.http.app import create_app, runner_options
+from gateway.registry import Router
+from gateway.settings import Settings
+
+
+@dataclass
+class RunningGateway:
+    base_url: str
+    """`http://127.0.0.1:<port>`"""
+    app: web.Application
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """(method, path with query) of every request received, in order: lets tests count HTTP round trips."""
+
+    @property
+    def trpc_url(self) -> str:
+        return self.base_url + "/trpc"
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings, router: Router | None = None) -> AsyncIterator[RunningGateway]:
+    app = create_app(settings, router)
+    requests: list[tuple[str, str]] = []
+
+    async def record(request: web.Request, _response: web.StreamResponse) -> None:
+        requests.append((request.method, request.raw_path))
+
+    app.on_response_prepare.append(record)
+    runner = web.AppRunner(app, **runner_options(settings))  # type: ignore[arg-type]
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        yield RunningGateway(f"http://127.0.0.1:{port}", app, requests)
+    finally:
+        await runner.cleanup()
