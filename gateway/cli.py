@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
 from loguru import logger
 
-from gateway.http.app import create_app, runner_options
+from gateway.http.app import create_app
+from gateway.http.server import serve
 from gateway.logs import configure_logging
 from gateway.settings import SETTING_DOCS, ConfigurationError, Settings, load_settings
 
@@ -19,21 +19,10 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.gateway_host
     port = args.port if args.port is not None else settings.gateway_port
-    app = create_app(settings)
     logger.bind(host=host, port=port, mode=settings.node_env, testMode=settings.stripe_test_mode).info(
         "gateway_starting"
     )
-    # run_app stops on SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish for up to
-    # shutdown_timeout seconds, then runs the app's cleanup.
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        shutdown_timeout=settings.gateway_shutdown_timeout,
-        print=lambda *_: logger.bind(host=host, port=port).info("gateway_listening"),
-        **runner_options(settings),  # type: ignore[arg-type]
-    )
-    logger.info("gateway_stopped")
+    serve(create_app(settings), settings, host, port)
     return 0
 
 

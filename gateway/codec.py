@@ -138,15 +138,27 @@ def _struct_fields(type_: Any) -> tuple[msgspec.structs.FieldInfo, ...] | None:
     return None
 
 
+def _unwrap(type_: Any, value: object) -> Any:
+    """`X | None` with a non-null value, and `Annotated[X, ...]` without constraints of its own, are just X."""
+    origin = typing.get_origin(type_)
+    if origin in (typing.Union, types.UnionType) and value is not None:
+        members = [arg for arg in typing.get_args(type_) if arg is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return type_
+
+
 def validation_issues(value: object, type_: Any, prefix: list[str | int] | None = None) -> list[Issue]:
     """Every problem with `value` as a `type_`, each with its field path. Empty when `value` is valid.
 
-    Structs are checked field by field (recursively) so that all problems are found, not only the first.
+    Structs are checked field by field and lists item by item (recursively) so that all problems are found, not
+    only the first one msgspec stops at.
     """
     path = prefix or []
+    type_ = _unwrap(type_, value)
     fields = _struct_fields(type_)
+    issues: list[Issue] = []
     if fields is not None and isinstance(value, dict):
-        issues: list[Issue] = []
         for field in fields:
             if field.encode_name in value:
                 issues.extend(
@@ -156,9 +168,14 @@ def validation_issues(value: object, type_: Any, prefix: list[str | int] | None 
                 issues.append(
                     Issue("invalid_type", [*path, field.encode_name], "Required", received="undefined")
                 )
-        if issues:
-            return issues
-        # Field-wise fine, yet the whole may still fail (unknown fields, __post_init__ checks).
+    elif typing.get_origin(type_) is list and isinstance(value, list):
+        (item_type,) = typing.get_args(type_) or (Any,)
+        for index, item in enumerate(value):
+            issues.extend(validation_issues(item, item_type, [*path, index]))
+    if issues:
+        return issues
+    # Item-wise fine (or not a struct/list), yet the whole may still fail: unknown fields, constraints on the
+    # container itself, __post_init__ checks, or a plain type mismatch.
     try:
         msgspec.convert(value, type_)
     except msgspec.ValidationError as error:
