@@ -7,7 +7,9 @@ rotating file) just writes that line.
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 import traceback
 from typing import TYPE_CHECKING, Final, TextIO
 
@@ -19,7 +21,7 @@ from gateway.codec import js_iso
 if TYPE_CHECKING:
     from loguru import Record
 
-__all__ = ["configure_logging"]
+__all__ = ["BufferedLog", "configure_logging"]
 
 _encoder: Final = msgspec.json.Encoder()
 _LINE: Final = "_json_line"
@@ -60,3 +62,59 @@ def configure_logging(level: str = "INFO", log_file: str = "", stream: TextIO | 
             backtrace=False,
             diagnose=False,
         )
+
+
+class BufferedLog:
+    """Hot-path log lines (one or more per request), handed to loguru in batches.
+
+    A loguru call costs ~14 µs, as much as aiohttp's whole handling of a small request. Each line is still encoded
+    when it happens, with its own timestamp, but the lines reach loguru's sinks (stdout, the rotating file) as one
+    raw record per `max_delay` seconds or `max_lines` lines. Warnings and errors flush at once, as does shutdown,
+    so what an on-call engineer greps for is never held back.
+    """
+
+    __slots__ = ("_handle", "_lines", "_max_delay", "_max_lines", "_min_level")
+
+    def __init__(self, level: str = "INFO", max_lines: int = 256, max_delay: float = 0.05) -> None:
+        self._lines: list[bytes] = []
+        self._max_lines = max_lines
+        self._max_delay = max_delay
+        self._handle: asyncio.TimerHandle | None = None
+        self._min_level = _LEVELS.get(level.upper(), 20)
+
+    def emit(self, level: str, event: str, fields: dict[str, object]) -> None:
+        """Record one line now; `level` is INFO, WARNING or ERROR."""
+        severity = _LEVELS[level]
+        if severity < self._min_level:
+            return
+        line: dict[str, object] = {"timestamp": _now_iso(), "level": level, "event": event}
+        line.update(fields)
+        self._lines.append(_encoder.encode(line))
+        if severity > _LEVELS["INFO"] or len(self._lines) >= self._max_lines:
+            self.flush()
+        elif self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self._max_delay, self.flush)
+
+    def flush(self) -> None:
+        """Hand every pending line to loguru now."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._lines:
+            text = b"\n".join(self._lines).decode() + "\n"
+            self._lines.clear()
+            logger.opt(raw=True).info(text)
+
+
+_LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+_second_cache: list[object] = [-1, ""]
+
+
+def _now_iso() -> str:
+    """Now as `2024-01-15T10:30:00.000Z`, formatting the date and time only once per second."""
+    now = time.time()
+    second = int(now)
+    if _second_cache[0] != second:
+        _second_cache[0] = second
+        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+    return f"{_second_cache[1]}{int((now - second) * 1000):03d}Z"

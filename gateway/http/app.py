@@ -6,16 +6,18 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.http.observe import add_request_id_header, observe_requests
+from gateway.http.observe import add_request_id_header, request_observer
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
+from gateway.logs import BufferedLog
 from gateway.registry import Registry, Router
 from gateway.settings import Settings
 from gateway.trpc.resolver import TrpcResolver
 
-__all__ = ["REGISTRY", "SETTINGS", "create_app", "runner_options"]
+__all__ = ["REGISTRY", "REQUEST_LOG", "SETTINGS", "create_app", "runner_options"]
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 REGISTRY: Final = web.AppKey("registry", Registry)
+REQUEST_LOG: Final = web.AppKey("request_log", BufferedLog)
 
 
 def create_app(settings: Settings, router: Router | None = None) -> web.Application:
@@ -25,13 +27,22 @@ def create_app(settings: Settings, router: Router | None = None) -> web.Applicat
 
         router = build_router()
     registry = Registry(router)
-    app = web.Application(middlewares=[observe_requests], client_max_size=settings.gateway_max_body_bytes)
+    request_log = BufferedLog(settings.gateway_log_level)
+    app = web.Application(
+        middlewares=[request_observer(request_log)], client_max_size=settings.gateway_max_body_bytes
+    )
     app[SETTINGS] = settings
     app[REGISTRY] = registry
+    app[REQUEST_LOG] = request_log
     route = TrpcRoute(TrpcResolver(registry, settings), settings)
     app.router.add_route("*", TRPC_PREFIX + "{tail:.*}", route.handle)
     app.on_response_prepare.append(add_request_id_header)
+    app.on_cleanup.append(_flush_log)
     return app
+
+
+async def _flush_log(app: web.Application) -> None:
+    app[REQUEST_LOG].flush()
 
 
 def runner_options(settings: Settings) -> dict[str, object]:

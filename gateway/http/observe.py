@@ -12,13 +12,14 @@ import time
 from typing import Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from loguru import logger
 
 from gateway import codec
 from gateway.errors import ErrorCode
+from gateway.logs import BufferedLog
 
-__all__ = ["REQUEST_ID", "add_request_id_header", "new_request_id", "observe_requests"]
+__all__ = ["REQUEST_ID", "add_request_id_header", "new_request_id", "request_observer"]
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -47,42 +48,46 @@ def _event_prefix(path: str) -> str:
     return "payment_request" if path.startswith("/trpc/") and "stripe." in path else "http_request"
 
 
-def _log(request: web.Request, status: int, size: int | None, started: float) -> None:
-    success = 200 <= status < 300 and status != 207
-    prefix = _event_prefix(request.path)
-    log = logger.bind(
-        requestId=request[REQUEST_ID],
-        durationSeconds=f"{time.perf_counter() - started:.3f}",
-        statusCode=status,
-        path=request.path,
-        method=request.method,
-        responseSize=size or 0,
-        success=success,
-    )
-    if success or (status < 400 and status != 207):
-        log.info(f"{prefix}_completed")
-    else:
-        log.warning(f"{prefix}_error")
+def request_observer(log: BufferedLog) -> Middleware:
+    """The middleware that gives each request an id and logs how it ended (through the batched hot-path log)."""
 
-
-@web.middleware
-async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request an id, log how it ended, and turn any escaped exception into a generic tRPC 500."""
-    request[REQUEST_ID] = new_request_id()
-    started = time.perf_counter()
-    try:
-        response = await handler(request)
-    except web.HTTPException as http_error:
-        _log(request, http_error.status, http_error.content_length, started)
-        raise
-    except Exception as exc:
-        logger.bind(requestId=request[REQUEST_ID], path=request.path).opt(exception=exc).error(
-            "request_exception"
+    def log_outcome(request: web.Request, status: int, size: int | None, started: float) -> None:
+        success = 200 <= status < 300 and status != 207
+        failed = not success and (status >= 400 or status == 207)
+        log.emit(
+            "WARNING" if failed else "INFO",
+            f"{_event_prefix(request.path)}_{'error' if failed else 'completed'}",
+            {
+                "requestId": request[REQUEST_ID],
+                "durationSeconds": f"{time.perf_counter() - started:.3f}",
+                "statusCode": status,
+                "path": request.path,
+                "method": request.method,
+                "responseSize": size or 0,
+                "success": success,
+            },
         )
-        response = web.Response(status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json")
-    size = response.body_length if response.prepared else response.content_length
-    _log(request, response.status, size, started)
-    return response
+
+    @web.middleware
+    async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Give the request an id, log how it ended, and turn any escaped exception into a generic tRPC 500."""
+        request[REQUEST_ID] = new_request_id()
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except web.HTTPException as http_error:
+            log_outcome(request, http_error.status, http_error.content_length, started)
+            raise
+        except Exception as exc:
+            logger.bind(requestId=request[REQUEST_ID], path=request.path).opt(exception=exc).error(
+                "request_exception"
+            )
+            response = web.Response(status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json")
+        size = response.body_length if response.prepared else response.content_length
+        log_outcome(request, response.status, size, started)
+        return response
+
+    return observe_requests
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
