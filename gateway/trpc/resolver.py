@@ -7,10 +7,9 @@ then each call is resolved on its own (unknown path, wrong method, bad input, th
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Final
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 import msgspec
 from loguru import logger
@@ -20,6 +19,7 @@ from gateway.errors import ErrorCode, TRPCError
 from gateway.registry import Procedure, Registry
 from gateway.settings import Settings
 from gateway.trpc import request as wire
+from gateway.trpc import tasks
 from gateway.trpc.envelopes import error_envelope, error_shape, response_status, success_envelope
 from gateway.trpc.inputs import InputReader
 from gateway.trpc.request import StreamMode
@@ -64,7 +64,7 @@ class CallResult:
     procedure: Procedure | None
     output: object = None
     error: TRPCError | None = None
-    extra_headers: dict[str, str] = field(default_factory=dict)
+    extra_headers: Mapping[str, str] | None = None
 
 
 class TrpcResolver:
@@ -106,12 +106,7 @@ class TrpcResolver:
         if not is_batch:
             result = await self._call(0, paths[0], procedures[0], reader, req.method, ctx)
             return self._single_response(result, transformer)
-        results = await asyncio.gather(
-            *(
-                self._call(i, path, proc, reader, req.method, ctx)
-                for i, (path, proc) in enumerate(zip(paths, procedures, strict=False))
-            )
-        )
+        results = await tasks.in_order(self._calls(paths, procedures, reader, req.method, ctx))
         return self._batch_response(results, transformer)
 
     # -- request-wide checks -------------------------------------------------------------------------------------
@@ -178,7 +173,7 @@ class TrpcResolver:
             value = reader.read(index, proc.input) if proc.input is not None else None
             output = await self.registry.call(proc, ctx, value)
         except TRPCError as error:
-            return CallResult(index, path, proc, error=error, extra_headers=dict(error.headers or {}))
+            return CallResult(index, path, proc, error=error, extra_headers=error.headers)
         except Exception as exc:
             return CallResult(index, path, proc, error=self._unexpected(exc, path, ctx))
         return CallResult(index, path, proc, output=output)
@@ -215,13 +210,15 @@ class TrpcResolver:
 
     def _single_response(self, result: CallResult, transformer: Transformer) -> TrpcResponse:
         headers = dict(JSON_HEADERS)
-        headers.update(result.extra_headers)
+        if result.extra_headers:
+            headers.update(result.extra_headers)
         return TrpcResponse(self._status(result), headers, self._envelope(result, transformer))
 
     def _batch_response(self, results: list[CallResult], transformer: Transformer) -> TrpcResponse:
         headers = dict(JSON_HEADERS)
         for result in results:
-            headers.update(result.extra_headers)
+            if result.extra_headers:
+                headers.update(result.extra_headers)
         body = b"[" + b",".join(self._envelope(result, transformer) for result in results) + b"]"
         return TrpcResponse(response_status([self._status(r) for r in results]), headers, body)
 
@@ -232,25 +229,18 @@ class TrpcResolver:
 
     # -- streaming -----------------------------------------------------------------------------------------------
 
-    async def _completed(
+    def _calls(
         self,
         paths: list[str],
         procedures: list[Procedure | None],
         reader: InputReader,
-        req: TrpcRequest,
+        method: str,
         ctx: CallContext,
-    ) -> AsyncIterator[CallResult]:
-        """Run every call at once and yield results in the order they finish; cancel the rest if abandoned."""
-        tasks = [
-            asyncio.ensure_future(self._call(i, path, proc, reader, req.method, ctx))
-            for i, (path, proc) in enumerate(zip(paths, procedures, strict=False))
+    ) -> list[Coroutine[Any, Any, CallResult]]:
+        return [
+            self._call(i, path, proc, reader, method, ctx)
+            for i, (path, proc) in enumerate(zip(paths, procedures, strict=True))
         ]
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                yield await next_done
-        finally:
-            for task in tasks:
-                task.cancel()
 
     async def _jsonl(
         self,
@@ -266,7 +256,7 @@ class TrpcResolver:
         transformer = reader.transformer
         head = {str(i): [[0], [None, 0, i]] for i in range(len(paths))}
         yield transformer.line(head) + b"\n"
-        async for result in self._completed(paths, procedures, reader, req, ctx):
+        async for result in tasks.as_finished(self._calls(paths, procedures, reader, req.method, ctx)):
             yield transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
 
     async def _v10_stream(
@@ -279,7 +269,7 @@ class TrpcResolver:
     ) -> AsyncIterator[bytes]:
         """v10's `trpc-batch-mode: stream`: `{"i":envelope` then `,"j":envelope` lines in finishing order, then `}`."""
         separator = b"{"
-        async for result in self._completed(paths, procedures, reader, req, ctx):
+        async for result in tasks.as_finished(self._calls(paths, procedures, reader, req.method, ctx)):
             yield b'%s"%d":%s\n' % (separator, result.index, self._envelope(result, reader.transformer))
             separator = b","
         yield b"}"
