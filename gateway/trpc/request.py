@@ -44,10 +44,10 @@ def parse_paths(raw_path: str, *, is_batch: bool) -> list[str]:
     """Split the part of the URL path after the prefix into procedure paths.
 
     Like @trpc/server, the whole path is percent-decoded before splitting on `,` (so `a%2Cb` is a batch of two),
-    and surrounding slashes are dropped. A malformed escape is a 400 for the whole request. Without `batch=1` the
+    the one slash after the prefix and any trailing ones are dropped (`/trpc//greet` names the path `/greet`). A malformed escape is a 400 for the whole request. Without `batch=1` the
     whole path is one procedure name, commas included.
     """
-    path = raw_path.strip("/")
+    path = raw_path.removeprefix("/").rstrip("/")
     if "%" in path:
         if _BAD_ESCAPE.search(path):
             raise _whole(ErrorCode.BAD_REQUEST, f'Invalid URL-encoding in path "{path}"')
@@ -66,7 +66,7 @@ def check_content_type(method: str, content_type: str | None) -> None:
     """Refuse bodies the server cannot read. GET is read as JSON whatever its content-type says (v10 sends one)."""
     if method == "GET":
         return
-    if not content_type:
+    if content_type is None:
         raise _whole(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Missing content-type header")
     if _media_type(content_type) != _JSON_MEDIA_TYPE:
         # The reference server's message really lacks the closing quote; clients only ever show it.
@@ -90,12 +90,13 @@ def stream_mode(headers: Mapping[str, str]) -> StreamMode:
     return StreamMode.NONE
 
 
-_params_decoder: Final = msgspec.json.Decoder(dict[str, str])
+_params_decoder: Final = msgspec.json.Decoder(dict[str, str] | None)
 
 
 def parse_connection_params(raw: str | None) -> dict[str, str] | None:
-    """The `connectionParams` query parameter: a JSON object of strings, accepted on any request."""
-    if raw is None or raw == "":
+    """The `connectionParams` query parameter: a JSON object of strings (or null), accepted on any request.
+    Present but empty is not JSON, as for @trpc/server."""
+    if raw is None:
         return None
     try:
         return _params_decoder.decode(raw)

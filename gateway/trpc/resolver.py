@@ -30,6 +30,7 @@ __all__ = ["CallResult", "TrpcRequest", "TrpcResolver", "TrpcResponse"]
 JSON_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-accept, accept"}
 V10_STREAM_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-batch-mode"}
 _NONE_TYPE: Final = type(None)
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
 @dataclass(slots=True)
@@ -81,9 +82,9 @@ class TrpcResolver:
     async def resolve(self, req: TrpcRequest, ctx: CallContext) -> TrpcResponse:
         transformer: Transformer = JSON
         try:
-            wire.check_content_type(req.method, req.headers.get("content-type"))
             is_batch = req.query.get("batch") == "1"
-            paths = wire.parse_paths(req.path, is_batch=is_batch)
+            paths = wire.parse_paths(req.path, is_batch=is_batch)  # the adapter decodes the path first
+            wire.check_content_type(req.method, req.headers.get("content-type"))
             raw = self._raw_input(req)
             reader = InputReader(
                 raw, is_batch=is_batch, mode=self.settings.gateway_trpc_transformer, body_error=req.body_error
@@ -116,7 +117,10 @@ class TrpcResolver:
         if req.method == "GET":
             text = req.query.get("input")
             return text.encode() if text else None
-        return req.body or None
+        body = req.body
+        if body and body.startswith(_UTF8_BOM):  # decoded away by @trpc/server's TextDecoder too
+            body = body[len(_UTF8_BOM) :]
+        return body or None
 
     def _check_request(self, paths: list[str], is_batch: bool, stream: StreamMode) -> list[Procedure | None]:
         settings = self.settings
