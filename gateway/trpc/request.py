@@ -90,7 +90,9 @@ def stream_mode(headers: Mapping[str, str]) -> StreamMode:
     return StreamMode.NONE
 
 
-_params_decoder: Final = msgspec.json.Decoder(dict[str, str] | None)
+_params_decoder: Final[msgspec.json.Decoder[dict[str, str] | None]] = msgspec.json.Decoder(
+    dict[str, str] | None
+)
 
 
 def parse_connection_params(raw: str | None) -> dict[str, str] | None:
