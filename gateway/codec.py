@@ -22,6 +22,7 @@ __all__ = [
     "encode_js_dates",
     "js_iso",
     "may_contain_datetime",
+    "nested_deeper_than",
     "validation_issues",
 ]
 
@@ -46,9 +47,29 @@ class Issue(msgspec.Struct, omit_defaults=True):
 
 
 def js_iso(moment: datetime.datetime) -> str:
-    """A datetime as JavaScript's `Date.toISOString()` writes it: UTC, milliseconds, `Z`."""
-    utc = moment.astimezone(datetime.UTC) if moment.tzinfo else moment
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    """A datetime as JavaScript's `Date.toISOString()` writes it: UTC, milliseconds, `Z` (naive counts as UTC).
+
+    A UTC offset can push a valid Python datetime one day outside Python's years 1-9999 (0001-01-01T00:00+01:00
+    is year 0 in UTC); JavaScript writes those as `0000-…` and `+010000-…`, and so do we.
+    """
+    offset = moment.utcoffset()
+    try:
+        utc = moment - offset if offset else moment
+    except OverflowError:
+        assert offset is not None
+        return _beyond_python_years(moment.replace(tzinfo=None), offset)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
+        f"{utc.microsecond // 1000:03d}Z"
+    )
+
+
+def _beyond_python_years(local: datetime.datetime, offset: datetime.timedelta) -> str:
+    """UTC of `local - offset` when it falls on 0000-12-31 or 10000-01-01 (offsets are under a day)."""
+    seconds = local.hour * 3600 + local.minute * 60 + local.second - int(offset.total_seconds())
+    day, seconds = ("0000-12-31", seconds + 86400) if local.year == 1 else ("+010000-01-01", seconds - 86400)
+    hours, rest = divmod(seconds, 3600)
+    return f"{day}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.{local.microsecond // 1000:03d}Z"
 
 
 def _dates_to_js(value: object) -> object:
@@ -59,6 +80,23 @@ def _dates_to_js(value: object) -> object:
     if isinstance(value, list):
         return [_dates_to_js(item) for item in value]
     return value
+
+
+def nested_deeper_than(value: object, limit: int) -> bool:
+    """Whether a decoded JSON value has containers nested more than `limit` levels (checked without recursion)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def encode_js_dates(value: object) -> bytes:

@@ -35,7 +35,8 @@ def create_app(settings: Settings, router: Router | None = None) -> web.Applicat
     app[REGISTRY] = registry
     app[REQUEST_LOG] = request_log
     route = TrpcRoute(TrpcResolver(registry, settings), settings)
-    app.router.add_route("*", TRPC_PREFIX + "{tail:.*}", route.handle)
+    # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
+    app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", route.handle)
     app.on_response_prepare.append(add_request_id_header)
     app.on_cleanup.append(_flush_log)
     return app

@@ -71,17 +71,20 @@ def request_observer(log: BufferedLog) -> Middleware:
     @web.middleware
     async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Give the request an id, log how it ended, and turn any escaped exception into a generic tRPC 500."""
-        request[REQUEST_ID] = new_request_id()
+        request_id = request[REQUEST_ID] = new_request_id()
         started = time.perf_counter()
         try:
-            response = await handler(request)
+            with logger.contextualize(requestId=request_id):  # every log line of this request names it
+                response = await handler(request)
         except web.HTTPException as http_error:
             log_outcome(request, http_error.status, http_error.content_length, started)
             raise
+        except ConnectionResetError:
+            # The client went away mid-request: nobody gets an answer, and it is not a server error.
+            log_outcome(request, ErrorCode.CLIENT_CLOSED_REQUEST.http_status, 0, started)
+            raise
         except Exception as exc:
-            logger.bind(requestId=request[REQUEST_ID], path=request.path).opt(exception=exc).error(
-                "request_exception"
-            )
+            logger.bind(requestId=request_id, path=request.path).opt(exception=exc).error("request_exception")
             response = web.Response(status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json")
         size = response.body_length if response.prepared else response.content_length
         log_outcome(request, response.status, size, started)

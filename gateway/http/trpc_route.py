@@ -37,12 +37,16 @@ class TrpcRoute:
             return await request.read(), None
         except web.HTTPRequestEntityTooLarge:
             return None, TRPCError(ErrorCode.PAYLOAD_TOO_LARGE)
+        except web.RequestPayloadError:  # e.g. a body that does not match its Content-Encoding
+            return None, TRPCError(ErrorCode.BAD_REQUEST, "Invalid request body")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "HEAD":
             # @trpc/server answers HEAD with an empty 204 (used to warm up serverless functions).
             return web.Response(status=204)
         raw_path = request.raw_path
+        if not raw_path.startswith("/"):  # absolute-form target (`GET http://host/trpc/x`), as proxies send
+            raw_path = request.rel_url.raw_path_qs
         query_at = raw_path.find("?")
         tail = raw_path[len(TRPC_PREFIX) : query_at if query_at >= 0 else None]
         if tail and tail[0] != "/":

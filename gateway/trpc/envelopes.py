@@ -20,12 +20,18 @@ def error_shape(error: TRPCError, path: str | None, *, expose_stack: bool) -> di
     """
     data: dict[str, object] = {"code": error.code.name, "httpStatus": error.code.http_status}
     if path is not None and not error.whole_request:
-        data["path"] = path
+        data["path"] = _utf8_safe(path)
     if expose_stack and error.__cause__ is not None:
         data["stack"] = "".join(traceback.format_exception(error.__cause__)).rstrip()
     if error.data:
         data.update(error.data)
-    return {"message": error.message, "code": error.code.jsonrpc_code, "data": data}
+    return {"message": _utf8_safe(error.message), "code": error.code.jsonrpc_code, "data": data}
+
+
+def _utf8_safe(text: str) -> str:
+    """Messages can quote what the client sent; bytes aiohttp could not decode become lone surrogates, which no
+    JSON encoder can write. Replace them rather than fail the error response itself."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def error_envelope(transformer: Transformer, shape: dict[str, object]) -> bytes:

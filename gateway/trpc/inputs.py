@@ -23,6 +23,10 @@ __all__ = ["InputReader", "validation_error"]
 UNDEFINED: Final = msgspec.UNSET
 _batch_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _NOT_AN_OBJECT: Final = '"input" needs to be an object when doing a batch call'
+MAX_INPUT_DEPTH: Final = 100
+"""Untyped inputs (superjson payloads, `Any` procedures) nested deeper are refused: no real input comes close,
+and it bounds every later walk over the value (superjson, validation, echoing it back)."""
+_TOO_DEEP: Final = f"Input is nested more than {MAX_INPUT_DEPTH} levels deep"
 
 
 def validation_error(issues: list[Issue]) -> TRPCError:
@@ -92,6 +96,8 @@ class InputReader:
                     self._batch_error = TRPCError(ErrorCode.BAD_REQUEST, _NOT_AN_OBJECT)
                 except msgspec.DecodeError as error:
                     self._batch_error = TRPCError(ErrorCode.BAD_REQUEST, str(error))
+                except RecursionError:
+                    self._batch_error = TRPCError(ErrorCode.BAD_REQUEST, _TOO_DEEP)
         return self._batch
 
     def _raw_for(self, index: int) -> bytes | memoryview | None:
@@ -109,21 +115,24 @@ class InputReader:
     def read(self, index: int, spec: InputSpec) -> object:
         """The validated input of call `index`. Raises TRPCError(BAD_REQUEST) with issues when it is not valid."""
         raw = self._raw_for(index)
-        if raw is not None and self.transformer is JSON and not spec.passthrough:
-            # Fast path: straight from bytes into the typed value.
-            try:
-                return spec.decoder.decode(raw)
-            except msgspec.ValidationError:
-                return self._validate(codec.decode_any(raw), spec)
-            except msgspec.DecodeError as error:
-                raise TRPCError(ErrorCode.BAD_REQUEST, str(error)) from None
-        if raw is None:
-            value: object = UNDEFINED
-        else:
-            try:
+        value: object
+        try:
+            if raw is None:
+                value = UNDEFINED
+            elif self.transformer is JSON and not spec.passthrough:
+                # Fast path: straight from bytes into the typed value; on failure, decode again to list the issues.
+                try:
+                    return spec.decoder.decode(raw)
+                except msgspec.ValidationError:
+                    value = codec.decode_any(raw)
+            else:
                 value = self.transformer.input_value(raw)
-            except (msgspec.DecodeError, superjson.SuperjsonError) as error:
-                raise TRPCError(ErrorCode.BAD_REQUEST, str(error)) from None
+                if codec.nested_deeper_than(value, MAX_INPUT_DEPTH):
+                    raise TRPCError(ErrorCode.BAD_REQUEST, _TOO_DEEP)
+        except (msgspec.DecodeError, superjson.SuperjsonError) as error:
+            raise TRPCError(ErrorCode.BAD_REQUEST, str(error)) from None
+        except RecursionError:
+            raise TRPCError(ErrorCode.BAD_REQUEST, _TOO_DEEP) from None
         return self._validate(value, spec)
 
     @staticmethod

@@ -191,14 +191,31 @@ class TrpcResolver:
     # -- encoding ------------------------------------------------------------------------------------------------
 
     def _envelope(self, result: CallResult, transformer: Transformer) -> bytes:
-        if result.error is not None:
-            return error_envelope(
-                transformer, error_shape(result.error, result.path, expose_stack=self.expose_stack)
-            )
-        has_datetime = result.procedure is not None and result.procedure.output_has_datetime
-        return success_envelope(
-            transformer, result.output, undefined=_is_undefined(result), has_datetime=has_datetime
+        if result.error is None:
+            has_datetime = result.procedure is not None and result.procedure.output_has_datetime
+            try:
+                return success_envelope(
+                    transformer, result.output, undefined=_is_undefined(result), has_datetime=has_datetime
+                )
+            except Exception as exc:
+                result.error = self._unencodable_output(exc, result)
+        return error_envelope(
+            transformer, error_shape(result.error, result.path, expose_stack=self.expose_stack)
         )
+
+    def _jsonl_line(self, result: CallResult, transformer: Transformer) -> bytes:
+        try:
+            return transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
+        except Exception as exc:
+            if result.error is not None:
+                raise
+            result.error = self._unencodable_output(exc, result)
+            return transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
+
+    def _unencodable_output(self, exc: Exception, result: CallResult) -> TRPCError:
+        """A procedure returned what cannot be sent (as @trpc/server's output validation would refuse it)."""
+        logger.bind(procedure=result.path).opt(exception=exc).error("procedure_output_unencodable")
+        return TRPCError(ErrorCode.INTERNAL_SERVER_ERROR, "Output validation failed", cause=exc)
 
     def _envelope_value(self, result: CallResult) -> dict[str, object]:
         """The envelope as a value (JSONL lines are transformed as a whole, so they need it unencoded)."""
@@ -216,7 +233,8 @@ class TrpcResolver:
         headers = dict(JSON_HEADERS)
         if result.extra_headers:
             headers.update(result.extra_headers)
-        return TrpcResponse(self._status(result), headers, self._envelope(result, transformer))
+        body = self._envelope(result, transformer)  # first: a failed encoding turns the call into an error
+        return TrpcResponse(self._status(result), headers, body)
 
     def _batch_response(self, results: list[CallResult], transformer: Transformer) -> TrpcResponse:
         headers = dict(JSON_HEADERS)
@@ -261,7 +279,7 @@ class TrpcResolver:
         head = {str(i): [[0], [None, 0, i]] for i in range(len(paths))}
         yield transformer.line(head) + b"\n"
         async for result in tasks.as_finished(self._calls(paths, procedures, reader, req.method, ctx)):
-            yield transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
+            yield self._jsonl_line(result, transformer)
 
     async def _v10_stream(
         self,

@@ -32,6 +32,8 @@ from typing import Final
 
 import msgspec
 
+from gateway.codec import js_iso
+
 __all__ = ["UNDEFINED", "SuperjsonError", "deserialize", "is_envelope", "serialize"]
 
 UNDEFINED: Final = msgspec.UNSET
@@ -161,7 +163,7 @@ def _encode_other(value: object, depth: int) -> tuple[object, _Tree | None]:
     if isinstance(value, float):
         return _encode_float(value)
     if isinstance(value, datetime.datetime):
-        return _format_date(value), ["Date"]
+        return js_iso(value), ["Date"]
     if isinstance(value, str | int):
         return value, None
     if isinstance(value, set | frozenset):
@@ -190,16 +192,6 @@ def _escape_key(key: str) -> str:
     if "\\" in key or "." in key:
         return key.replace("\\", "\\\\").replace(".", "\\.")
     return key
-
-
-def _format_date(moment: datetime.datetime) -> str:
-    """Format as JS `Date.prototype.toISOString` does: milliseconds and `Z` always."""
-    if moment.utcoffset() is not None:
-        moment = moment.astimezone(_UTC)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
-    )
 
 
 # --- deserialize ------------------------------------------------------------------------------
