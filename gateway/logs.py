@@ -11,6 +11,7 @@ import asyncio
 import sys
 import time
 import traceback
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Final, TextIO
 
 import msgspec
@@ -21,9 +22,13 @@ from gateway.codec import js_iso
 if TYPE_CHECKING:
     from loguru import Record
 
-__all__ = ["BufferedLog", "configure_logging"]
+__all__ = ["CURRENT_REQUEST_ID", "BufferedLog", "configure_logging", "now_iso"]
 
 _encoder: Final = msgspec.json.Encoder()
+
+CURRENT_REQUEST_ID: Final[ContextVar[str | None]] = ContextVar("request_id", default=None)
+"""The id of the request being served; every log line written while it is set names it (`requestId`).
+A plain context variable costs a fraction of loguru's `contextualize`, and it flows into the calls' tasks."""
 _LINE: Final = "_json_line"
 _FORMAT: Final = "{extra[" + _LINE + "]}\n"
 
@@ -39,6 +44,9 @@ def _to_json_line(record: Record) -> None:
         "level": record["level"].name,
         "event": record["message"],
     }
+    request_id = CURRENT_REQUEST_ID.get()
+    if request_id is not None:
+        line["requestId"] = request_id
     line.update(record["extra"])
     exception = record["exception"]
     if exception is not None and exception.value is not None:
@@ -82,15 +90,14 @@ class BufferedLog:
         self._handle: asyncio.TimerHandle | None = None
         self._min_level = _LEVELS.get(level.upper(), 20)
 
-    def emit(self, level: str, event: str, fields: dict[str, object]) -> None:
-        """Record one line now; `level` is INFO, WARNING or ERROR."""
+    def emit(self, level: str, line: object) -> None:
+        """Record one line now. `line` is encoded as it is: a struct or dict whose first fields are `timestamp`
+        (from `now_iso()`), `level` (INFO, WARNING or ERROR, as given here) and `event`."""
         severity = _LEVELS[level]
         if severity < self._min_level:
             return
-        line: dict[str, object] = {"timestamp": _now_iso(), "level": level, "event": event}
-        line.update(fields)
         self._lines.append(_encoder.encode(line))
-        if severity > _LEVELS["INFO"] or len(self._lines) >= self._max_lines:
+        if severity > _INFO or len(self._lines) >= self._max_lines:
             self.flush()
         elif self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(self._max_delay, self.flush)
@@ -107,10 +114,11 @@ class BufferedLog:
 
 
 _LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+_INFO: Final = _LEVELS["INFO"]
 _second_cache: list[object] = [-1, ""]
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     """Now as `2024-01-15T10:30:00.000Z`, formatting the date and time only once per second."""
     now = time.time()
     second = int(now)

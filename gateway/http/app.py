@@ -6,7 +6,7 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.http.observe import add_request_id_header, request_observer
+from gateway.http.observe import request_observer
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
 from gateway.logs import BufferedLog
 from gateway.registry import Registry, Router
@@ -37,7 +37,6 @@ def create_app(settings: Settings, router: Router | None = None) -> web.Applicat
     route = TrpcRoute(TrpcResolver(registry, settings), settings)
     # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
     app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", route.handle)
-    app.on_response_prepare.append(add_request_id_header)
     app.on_cleanup.append(_flush_log)
     return app
 

@@ -11,17 +11,19 @@ import random
 import time
 from typing import Final
 
+import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from loguru import logger
 
 from gateway import codec
 from gateway.errors import ErrorCode
-from gateway.logs import BufferedLog
+from gateway.logs import CURRENT_REQUEST_ID, BufferedLog, now_iso
 
-__all__ = ["REQUEST_ID", "add_request_id_header", "new_request_id", "request_observer"]
+__all__ = ["REQUEST_ID", "REQUEST_ID_HEADER", "AccessLine", "new_request_id", "request_observer"]
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
+REQUEST_ID_HEADER: Final = "x-request-id"
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 _INTERNAL_ERROR_BODY: Final = codec.encode(
     {
@@ -44,57 +46,68 @@ def new_request_id() -> str:
     return f"pay_{time.time_ns() // 1_000_000}_{''.join(suffix)}"
 
 
-def _event_prefix(path: str) -> str:
-    return "payment_request" if path.startswith("/trpc/") and "stripe." in path else "http_request"
+class AccessLine(msgspec.Struct):
+    """The seed's log line for one request (field order as in the seed)."""
+
+    timestamp: str
+    level: str
+    event: str
+    requestId: str  # noqa: N815 - the seed's field names
+    durationSeconds: str  # noqa: N815
+    statusCode: int  # noqa: N815
+    path: str
+    method: str
+    responseSize: int  # noqa: N815
+    success: bool
 
 
 def request_observer(log: BufferedLog) -> Middleware:
     """The middleware that gives each request an id and logs how it ended (through the batched hot-path log)."""
 
-    def log_outcome(request: web.Request, status: int, size: int | None, started: float) -> None:
+    def log_outcome(
+        request: web.Request, request_id: str, status: int, size: int | None, started: float
+    ) -> None:
         success = 200 <= status < 300 and status != 207
         failed = not success and (status >= 400 or status == 207)
-        log.emit(
-            "WARNING" if failed else "INFO",
-            f"{_event_prefix(request.path)}_{'error' if failed else 'completed'}",
-            {
-                "requestId": request[REQUEST_ID],
-                "durationSeconds": f"{time.perf_counter() - started:.3f}",
-                "statusCode": status,
-                "path": request.path,
-                "method": request.method,
-                "responseSize": size or 0,
-                "success": success,
-            },
+        level = "WARNING" if failed else "INFO"
+        path = request.path
+        event = ("payment_request" if path.startswith("/trpc/") and "stripe." in path else "http_request") + (
+            "_error" if failed else "_completed"
         )
+        duration = f"{time.perf_counter() - started:.3f}"
+        line = AccessLine(
+            now_iso(), level, event, request_id, duration, status, path, request.method, size or 0, success
+        )
+        log.emit(level, line)
 
     @web.middleware
     async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Give the request an id, log how it ended, and turn any escaped exception into a generic tRPC 500."""
         request_id = request[REQUEST_ID] = new_request_id()
         started = time.perf_counter()
+        token = CURRENT_REQUEST_ID.set(request_id)  # every log line of this request names it
         try:
-            with logger.contextualize(requestId=request_id):  # every log line of this request names it
-                response = await handler(request)
+            response = await handler(request)
         except web.HTTPException as http_error:
-            log_outcome(request, http_error.status, http_error.content_length, started)
+            http_error.headers[REQUEST_ID_HEADER] = request_id
+            log_outcome(request, request_id, http_error.status, http_error.content_length, started)
             raise
         except ConnectionResetError:
             # The client went away mid-request: nobody gets an answer, and it is not a server error.
-            log_outcome(request, ErrorCode.CLIENT_CLOSED_REQUEST.http_status, 0, started)
+            log_outcome(request, request_id, ErrorCode.CLIENT_CLOSED_REQUEST.http_status, 0, started)
             raise
         except Exception as exc:
-            logger.bind(requestId=request_id, path=request.path).opt(exception=exc).error("request_exception")
+            logger.bind(path=request.path).opt(exception=exc).error("request_exception")
             response = web.Response(status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json")
-        size = response.body_length if response.prepared else response.content_length
-        log_outcome(request, response.status, size, started)
+        finally:
+            CURRENT_REQUEST_ID.reset(token)
+        size: int | None
+        if response.prepared:  # streamed: the route named the request id before sending the head
+            size = response.body_length
+        else:
+            response.headers[REQUEST_ID_HEADER] = request_id
+            size = response.content_length
+        log_outcome(request, request_id, response.status, size, started)
         return response
 
     return observe_requests
-
-
-async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    """Signal handler: every response, streamed ones included, names its request id."""
-    request_id = request.get(REQUEST_ID)
-    if request_id is not None:
-        response.headers["x-request-id"] = request_id

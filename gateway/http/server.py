@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from aiohttp import web
 from loguru import logger
 
@@ -14,6 +16,10 @@ __all__ = ["serve"]
 def serve(app: web.Application, settings: Settings, host: str, port: int) -> None:
     """Serve `app` until a stop signal. On SIGTERM/SIGINT aiohttp stops accepting connections, waits up to
     `GATEWAY_SHUTDOWN_TIMEOUT` seconds for the requests in flight, then runs the app's cleanup."""
+    # Everything built so far lives as long as the process: keep it out of the garbage collector's full passes,
+    # which otherwise show up as multi-millisecond pauses in the p99 under load.
+    gc.collect()
+    gc.freeze()
     web.run_app(
         app,
         host=host,

@@ -10,7 +10,7 @@ from loguru import logger
 
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
-from gateway.http.observe import REQUEST_ID
+from gateway.http.observe import REQUEST_ID, REQUEST_ID_HEADER
 from gateway.settings import Settings
 from gateway.trpc.resolver import TrpcRequest, TrpcResolver
 
@@ -62,6 +62,7 @@ class TrpcRoute:
                 response.force_close()  # the unread body is still on the socket
             return response
         stream = web.StreamResponse(status=result.status, headers=result.headers)
+        stream.headers[REQUEST_ID_HEADER] = ctx.request_id
         stream.enable_chunked_encoding()
         await stream.prepare(request)
         try:

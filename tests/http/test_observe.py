@@ -14,7 +14,7 @@ import pytest
 from loguru import logger
 
 from gateway.http.app import REQUEST_LOG
-from gateway.logs import BufferedLog, configure_logging
+from gateway.logs import BufferedLog, configure_logging, now_iso
 from gateway.settings import Settings
 from tests.support.server import RunningGateway, running_gateway
 
@@ -100,8 +100,8 @@ async def test_buffered_lines_reach_the_sinks_without_a_flush(log_output: io.Str
     sink_id = logger.add(lambda _message: arrived.set(), format="{message}")
     try:
         log = BufferedLog("INFO", max_delay=0.01)
-        log.emit("INFO", "first", {"n": 1})
-        log.emit("INFO", "second", {"n": 2})
+        log.emit("INFO", {"timestamp": now_iso(), "level": "INFO", "event": "first", "n": 1})
+        log.emit("INFO", {"timestamp": now_iso(), "level": "INFO", "event": "second", "n": 2})
         assert log_output.getvalue() == ""  # held for a batch
         await asyncio.wait_for(arrived.wait(), 5)
     finally:
@@ -111,6 +111,6 @@ async def test_buffered_lines_reach_the_sinks_without_a_flush(log_output: io.Str
 
 def test_lines_below_the_level_are_dropped(log_output: io.StringIO) -> None:
     log = BufferedLog("WARNING")
-    log.emit("INFO", "quiet", {})
-    log.emit("ERROR", "loud", {})
+    log.emit("INFO", {"event": "quiet"})
+    log.emit("ERROR", {"event": "loud"})
     assert [line["event"] for line in lines(log_output)] == ["loud"]
