@@ -7,8 +7,9 @@ then each call is resolved on its own (unknown path, wrong method, bad input, th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import msgspec
@@ -30,6 +31,7 @@ __all__ = ["CallResult", "TrpcRequest", "TrpcResolver", "TrpcResponse"]
 JSON_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-accept, accept"}
 V10_STREAM_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-batch-mode"}
 _NONE_TYPE: Final = type(None)
+_CallFactory = Callable[[], list[Coroutine[Any, Any, "CallResult"]]]
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
@@ -96,13 +98,13 @@ class TrpcResolver:
         except TRPCError as error:
             return self._whole_request_error(error, transformer)
 
-        if stream is StreamMode.JSONL:
+        if stream is not StreamMode.NONE and is_batch:
+            # Calls are created when the stream is consumed: a response that never starts leaves none behind.
+            calls = partial(self._calls, paths, procedures, reader, req.method, ctx)
+            if stream is StreamMode.JSONL:
+                return TrpcResponse(200, dict(JSON_HEADERS), stream=self._jsonl(calls, reader.transformer))
             return TrpcResponse(
-                200, dict(JSON_HEADERS), stream=self._jsonl(paths, procedures, reader, req, ctx)
-            )
-        if stream is StreamMode.V10 and is_batch:
-            return TrpcResponse(
-                200, dict(V10_STREAM_HEADERS), stream=self._v10_stream(paths, procedures, reader, req, ctx)
+                200, dict(V10_STREAM_HEADERS), stream=self._v10_stream(calls, reader.transformer)
             )
         if not is_batch:
             result = await self._call(0, paths[0], procedures[0], reader, req.method, ctx)
@@ -264,35 +266,21 @@ class TrpcResolver:
             for i, (path, proc) in enumerate(zip(paths, procedures, strict=True))
         ]
 
-    async def _jsonl(
-        self,
-        paths: list[str],
-        procedures: list[Procedure | None],
-        reader: InputReader,
-        req: TrpcRequest,
-        ctx: CallContext,
-    ) -> AsyncIterator[bytes]:
+    async def _jsonl(self, calls: _CallFactory, transformer: Transformer) -> AsyncIterator[bytes]:
         """v11 JSONL: a head line with one promise per call (chunk id = call index), then one line per call as it
         finishes. The client only needs head[i] -> result -> data to resolve, and this is the simplest encoding it
         accepts (reference 5.4)."""
-        transformer = reader.transformer
-        head = {str(i): [[0], [None, 0, i]] for i in range(len(paths))}
+        pending = calls()
+        head = {str(i): [[0], [None, 0, i]] for i in range(len(pending))}
         yield transformer.line(head) + b"\n"
-        async for result in tasks.as_finished(self._calls(paths, procedures, reader, req.method, ctx)):
+        async for result in tasks.as_finished(pending):
             yield self._jsonl_line(result, transformer)
 
-    async def _v10_stream(
-        self,
-        paths: list[str],
-        procedures: list[Procedure | None],
-        reader: InputReader,
-        req: TrpcRequest,
-        ctx: CallContext,
-    ) -> AsyncIterator[bytes]:
+    async def _v10_stream(self, calls: _CallFactory, transformer: Transformer) -> AsyncIterator[bytes]:
         """v10's `trpc-batch-mode: stream`: `{"i":envelope` then `,"j":envelope` lines in finishing order, then `}`."""
         separator = b"{"
-        async for result in tasks.as_finished(self._calls(paths, procedures, reader, req.method, ctx)):
-            yield b'%s"%d":%s\n' % (separator, result.index, self._envelope(result, reader.transformer))
+        async for result in tasks.as_finished(calls()):
+            yield b'%s"%d":%s\n' % (separator, result.index, self._envelope(result, transformer))
             separator = b","
         yield b"}"
 
