@@ -46,9 +46,12 @@ async def _flush_log(app: web.Application) -> None:
 
 
 def runner_options(settings: Settings) -> dict[str, object]:
-    """Server options for `AppRunner`/`run_app`: long request lines, so 8 KB+ batched GET URLs work."""
+    """Server options for `AppRunner`/`run_app`: long request lines (8 KB+ batched GET URLs), raw bodies."""
     return {
         "max_line_size": settings.gateway_max_url_bytes,
         "max_field_size": settings.gateway_max_header_bytes,
+        # Bodies are read as sent, as @trpc/server reads them: tRPC clients never compress requests, and a server
+        # that inflates them can be handed a decompression bomb, or fail inside the parser with a non-tRPC answer.
+        "auto_decompress": False,
         "access_log": None,
     }

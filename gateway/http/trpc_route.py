@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from loguru import logger
 
 from gateway.context import CallContext
@@ -61,6 +61,10 @@ class TrpcRoute:
             if body_error is not None:
                 response.force_close()  # the unread body is still on the socket
             return response
+        if request.version < HttpVersion11:
+            # No chunked encoding before HTTP/1.1: send the same lines as one body once every call is done.
+            body = b"".join([chunk async for chunk in result.stream])
+            return web.Response(status=result.status, body=body, headers=result.headers)
         stream = web.StreamResponse(status=result.status, headers=result.headers)
         stream.headers[REQUEST_ID_HEADER] = ctx.request_id
         stream.enable_chunked_encoding()
