@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 import msgspec
+
 from gateway.context import CallContext
 from gateway.http.app import create_app
 from gateway.http.server import serve
