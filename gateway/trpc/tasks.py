@@ -41,7 +41,8 @@ def _cancel_pending(tasks: Sequence[asyncio.Task[Any]]) -> None:
 async def in_order(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
     """Run every coroutine concurrently; results in the given order. If the caller is cancelled (the client went
     away), the calls still running are cancelled too."""
-    if len(coros) == 1:  # httpBatchLink sends a batch of one whenever a tick has a single call: no task needed
+    if len(coros) == 1:
+        # httpBatchLink sends a batch of one whenever a tick has a single call: no task needed.
         return [await coros[0]]
     tasks = [start(coro) for coro in coros]
     try:
