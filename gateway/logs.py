@@ -81,10 +81,11 @@ class BufferedLog:
     so what an on-call engineer greps for is never held back.
     """
 
-    __slots__ = ("_handle", "_lines", "_max_delay", "_max_lines", "_min_level")
+    __slots__ = ("_handle", "_level", "_lines", "_max_delay", "_max_lines", "_min_level")
 
     def __init__(self, level: str = "INFO", max_lines: int = 256, max_delay: float = 0.05) -> None:
         self._lines: list[bytes] = []
+        self._level = _INFO  # the most severe pending line: the batch goes to loguru at that level
         self._max_lines = max_lines
         self._max_delay = max_delay
         self._handle: asyncio.TimerHandle | None = None
@@ -97,6 +98,7 @@ class BufferedLog:
         if severity < self._min_level:
             return
         self._lines.append(_encoder.encode(line))
+        self._level = max(self._level, severity)
         if severity > _INFO or len(self._lines) >= self._max_lines:
             self.flush()
         elif self._handle is None:
@@ -110,11 +112,13 @@ class BufferedLog:
         if self._lines:
             text = b"\n".join(self._lines).decode() + "\n"
             self._lines.clear()
-            logger.opt(raw=True).info(text)
+            level, self._level = self._level, _INFO
+            logger.opt(raw=True).log(_LEVEL_NAMES[level], text)
 
 
 _LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 _INFO: Final = _LEVELS["INFO"]
+_LEVEL_NAMES: Final = {number: name for name, number in _LEVELS.items()}
 _second_cache: list[object] = [-1, ""]
 
 

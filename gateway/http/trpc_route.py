@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 from aiohttp import HttpVersion11, web
@@ -37,7 +36,7 @@ class TrpcRoute:
             return await request.read(), None
         except web.HTTPRequestEntityTooLarge:
             return None, TRPCError(ErrorCode.PAYLOAD_TOO_LARGE)
-        except web.RequestPayloadError:  # e.g. a body that does not match its Content-Encoding
+        except web.RequestPayloadError:  # a body that ends before its Content-Length or chunked framing says
             return None, TRPCError(ErrorCode.BAD_REQUEST, "Invalid request body")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -72,8 +71,12 @@ class TrpcRoute:
         try:
             async for chunk in result.stream:
                 await stream.write(chunk)
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise  # the client went away; the resolver cancels the calls still running
+        except ConnectionResetError:
+            # The client went away. Calls already started finish (a payment step is never cut in half, as with
+            # @trpc/server, whose procedures run on unless they watch their abort signal); their answers are dropped.
+            await result.stream.aclose()
+            logger.bind(requestId=ctx.request_id).info("stream_client_gone")
+            return stream
         except Exception as exc:
             # Headers are out: all we can do is end the stream, and the client fails the calls still pending.
             logger.bind(requestId=ctx.request_id).opt(exception=exc).error("stream_exception")

@@ -7,7 +7,7 @@ then each call is resolved on its own (unknown path, wrong method, bad input, th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
@@ -55,7 +55,7 @@ class TrpcResponse:
     status: int
     headers: dict[str, str]
     body: bytes = b""
-    stream: AsyncIterator[bytes] | None = None
+    stream: AsyncGenerator[bytes, None] | None = None
 
 
 @dataclass(slots=True)
@@ -266,7 +266,7 @@ class TrpcResolver:
             for i, (path, proc) in enumerate(zip(paths, procedures, strict=True))
         ]
 
-    async def _jsonl(self, calls: _CallFactory, transformer: Transformer) -> AsyncIterator[bytes]:
+    async def _jsonl(self, calls: _CallFactory, transformer: Transformer) -> AsyncGenerator[bytes, None]:
         """v11 JSONL: a head line with one promise per call (chunk id = call index), then one line per call as it
         finishes. The client only needs head[i] -> result -> data to resolve, and this is the simplest encoding it
         accepts (reference 5.4)."""
@@ -276,7 +276,7 @@ class TrpcResolver:
         async for result in tasks.as_finished(pending):
             yield self._jsonl_line(result, transformer)
 
-    async def _v10_stream(self, calls: _CallFactory, transformer: Transformer) -> AsyncIterator[bytes]:
+    async def _v10_stream(self, calls: _CallFactory, transformer: Transformer) -> AsyncGenerator[bytes, None]:
         """v10's `trpc-batch-mode: stream`: `{"i":envelope` then `,"j":envelope` lines in finishing order, then `}`."""
         separator = b"{"
         async for result in tasks.as_finished(calls()):

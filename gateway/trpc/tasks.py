@@ -32,15 +32,26 @@ else:
         return asyncio.get_running_loop().create_task(coro)
 
 
+_finishing: set[asyncio.Task[Any]] = set()
+"""Calls whose results nobody will read any more, kept referenced until they end."""
+
+
 def _cancel_pending(tasks: Sequence[asyncio.Task[Any]]) -> None:
     for task in tasks:
         if not task.done():
             task.cancel()
 
 
+def _let_finish(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        if not task.done():
+            _finishing.add(task)
+            task.add_done_callback(_finishing.discard)
+
+
 async def in_order(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run every coroutine concurrently; results in the given order. If the caller is cancelled (the client went
-    away), the calls still running are cancelled too."""
+    """Run every coroutine concurrently; results in the given order. If the caller itself is cancelled (the
+    server stopping past its grace period), the calls still running are cancelled too."""
     if len(coros) == 1:
         # httpBatchLink sends a batch of one whenever a tick has a single call: no task needed.
         return [await coros[0]]
@@ -52,7 +63,11 @@ async def in_order(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
 
 
 async def as_finished(coros: Sequence[Coroutine[Any, Any, T]]) -> AsyncIterator[T]:
-    """Run every coroutine concurrently; yield results as they finish (those done at once come first)."""
+    """Run every coroutine concurrently; yield results as they finish (those done at once come first).
+
+    If the consumer stops early (the client of a stream went away), the calls still running are left to finish,
+    as a started payment step must not be cut in half; their results are dropped.
+    """
     tasks = [start(coro) for coro in coros]
     try:
         pending = [task for task in tasks if not task.done()]
@@ -62,4 +77,4 @@ async def as_finished(coros: Sequence[Coroutine[Any, Any, T]]) -> AsyncIterator[
         for next_done in asyncio.as_completed(pending):
             yield await next_done
     finally:
-        _cancel_pending(tasks)
+        _let_finish(tasks)

@@ -114,3 +114,36 @@ def test_lines_below_the_level_are_dropped(log_output: io.StringIO) -> None:
     log.emit("INFO", {"event": "quiet"})
     log.emit("ERROR", {"event": "loud"})
     assert [line["event"] for line in lines(log_output)] == ["loud"]
+
+
+def test_a_sink_above_info_still_gets_the_warnings() -> None:
+    buffer = io.StringIO()
+    configure_logging("WARNING", stream=buffer)
+    try:
+        log = BufferedLog("WARNING")
+        log.emit("WARNING", {"event": "payment_request_error"})
+    finally:
+        configure_logging("DEBUG")
+    assert [line["event"] for line in lines(buffer)] == ["payment_request_error"]
+
+
+async def test_a_stream_whose_client_leaves_ends_quietly(
+    gateway: RunningGateway, http: aiohttp.ClientSession, log_output: io.StringIO
+) -> None:
+    gone = asyncio.Event()
+    sink_id = logger.add(
+        lambda message: gone.set() if "stream_client_gone" in message else None, format="{message}"
+    )
+    try:
+        url = gateway.trpc_url + '/noInput,slow?batch=1&input={"1":{"ms":200}}'
+        response = await http.get(url, headers={"trpc-accept": "application/jsonl"})
+        await response.content.readline()  # the head: the stream has started
+        response.close()  # leave before the slow call's line is written
+        await asyncio.wait_for(gone.wait(), 10)
+    finally:
+        logger.remove(sink_id)
+    events = [line["event"] for line in lines(log_output)]
+    assert "stream_exception" not in events
+    assert "request_exception" not in events
+    status, _, _ = await get(http, gateway.trpc_url + "/noInput")
+    assert status == 200
