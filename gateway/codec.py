@@ -23,6 +23,7 @@ __all__ = [
     "js_iso",
     "may_contain_datetime",
     "nested_deeper_than",
+    "strip_annotated",
     "validation_issues",
 ]
 
@@ -135,6 +136,20 @@ _UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`
 _BOUND: Final = re.compile(r"^Expected `(?P<type>[^`]+)`(?: of length)? (?P<op>[<>]=?) (?P<bound>\S+)$")
 
 
+# Type names as the app's JavaScript (and zod's messages) call them.
+_JS_TYPES: Final = {
+    "int": "number",
+    "float": "number",
+    "str": "string",
+    "bool": "boolean",
+    "datetime": "date",
+}
+
+
+def _js_type(name: str) -> str:
+    return _JS_TYPES.get(name, name)
+
+
 def _split_path(text: str) -> list[str | int]:
     parts: list[str | int] = []
     for match in _PATH_PART.finditer(text):
@@ -157,16 +172,14 @@ def _issue_from_message(message: str, prefix: list[str | int]) -> Issue:
     if m := _UNKNOWN.match(message):
         return Issue("unrecognized_keys", path, f"Unrecognized key: {m['field']!r}")
     if m := _EXPECTED_GOT.match(message):
-        return Issue(
-            "invalid_type",
-            path,
-            f"Expected {m['expected']}, received {m['received']}",
-            expected=m["expected"],
-            received=m["received"],
-        )
+        if (m["expected"], m["received"]) == ("int", "float"):
+            expected, received = "integer", "float"  # zod's words for 1.5 where an integer is wanted
+        else:
+            expected, received = _js_type(m["expected"]), _js_type(m["received"])
+        return Issue("invalid_type", path, f"Expected {expected}, received {received}", expected, received)
     if m := _BOUND.match(message):
         code = "too_small" if m["op"].startswith(">") else "too_big"
-        return Issue(code, path, message.replace("`", ""))
+        return Issue(code, path, message.replace(f"`{m['type']}`", _js_type(m["type"])))
     return Issue("custom", path, message.replace("`", ""))
 
 
@@ -176,14 +189,22 @@ def _struct_fields(type_: Any) -> tuple[msgspec.structs.FieldInfo, ...] | None:
     return None
 
 
-def _unwrap(type_: Any, value: object) -> Any:
-    """`X | None` with a non-null value, and `Annotated[X, ...]` without constraints of its own, are just X."""
-    origin = typing.get_origin(type_)
-    if origin in (typing.Union, types.UnionType) and value is not None:
-        members = [arg for arg in typing.get_args(type_) if arg is not type(None)]
-        if len(members) == 1:
-            return members[0]
+def strip_annotated(type_: Any) -> Any:
+    """`Annotated[X, ...]` -> X (constraints are msgspec's business; the shape is ours)."""
+    while typing.get_origin(type_) is typing.Annotated:
+        type_ = typing.get_args(type_)[0]
     return type_
+
+
+def _unwrap(type_: Any, value: object) -> Any:
+    """The type whose parts to look inside for `value`: without `Annotated`, and `X | None` is X when the value is
+    not null. (Constraints are checked afterwards against the declared type as a whole.)"""
+    bare = strip_annotated(type_)
+    if typing.get_origin(bare) in (typing.Union, types.UnionType) and value is not None:
+        members = [arg for arg in typing.get_args(bare) if arg is not type(None)]
+        if len(members) == 1:
+            return strip_annotated(members[0])
+    return bare
 
 
 def validation_issues(value: object, type_: Any, prefix: list[str | int] | None = None) -> list[Issue]:
@@ -193,6 +214,7 @@ def validation_issues(value: object, type_: Any, prefix: list[str | int] | None 
     only the first one msgspec stops at.
     """
     path = prefix or []
+    declared = type_
     type_ = _unwrap(type_, value)
     fields = _struct_fields(type_)
     issues: list[Issue] = []
@@ -215,7 +237,7 @@ def validation_issues(value: object, type_: Any, prefix: list[str | int] | None 
     # Item-wise fine (or not a struct/list), yet the whole may still fail: unknown fields, constraints on the
     # container itself, __post_init__ checks, or a plain type mismatch.
     try:
-        msgspec.convert(value, type_)
+        msgspec.convert(value, declared)
     except msgspec.ValidationError as error:
         return [_issue_from_message(str(error), path)]
     return []

@@ -60,10 +60,6 @@ class Procedure:
     output_has_datetime: bool = False
     """Computed at registration: plain-JSON output then writes datetimes the JavaScript way."""
 
-    @property
-    def takes_input(self) -> bool:
-        return self.input is not None
-
 
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
@@ -71,10 +67,11 @@ def _camel(name: str) -> str:
 
 
 def _input_spec(type_: Any) -> InputSpec:
-    passthrough = type_ is Any or type_ is object
-    args = typing.get_args(type_)
-    origin = typing.get_origin(type_)
-    accepts_none = type_ is None or (origin in (typing.Union, types.UnionType) and type(None) in args)
+    bare = codec.strip_annotated(type_)
+    passthrough = bare is Any or bare is object
+    accepts_none = typing.get_origin(bare) in (typing.Union, types.UnionType) and type(
+        None
+    ) in typing.get_args(bare)
     return InputSpec(type_, msgspec.json.Decoder(type_), accepts_none, passthrough)
 
 
@@ -155,9 +152,6 @@ class Registry:
 
     def __iter__(self) -> Iterator[Procedure]:
         return iter(self.procedures.values())
-
-    def __len__(self) -> int:
-        return len(self.procedures)
 
     def call(self, procedure: Procedure, ctx: CallContext, value: object) -> Awaitable[Any]:
         """Invoke a procedure with an already-validated input."""

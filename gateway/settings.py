@@ -17,6 +17,8 @@ import msgspec
 __all__ = ["SETTING_DOCS", "ConfigurationError", "Settings", "load_settings", "read_dotenv"]
 
 TransformerMode = Literal["auto", "json", "superjson"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LIVE_SECRET_KEY_PREFIXES = ("sk_live_", "rk_live_")
 
 
 def _doc(text: str) -> msgspec.Meta:
@@ -65,7 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gateway_shutdown_timeout: Annotated[
         float, msgspec.Meta(gt=0, description="Seconds in-flight requests get to finish on SIGTERM")
     ] = 30.0
-    gateway_log_level: Annotated[str, _doc("DEBUG, INFO, WARNING or ERROR")] = "INFO"
+    gateway_log_level: Annotated[LogLevel, _doc("DEBUG, INFO, WARNING or ERROR")] = "INFO"
     gateway_log_file: Annotated[
         str, _doc("Also write JSON logs to this file (rotated); empty: stdout only")
     ] = ""
@@ -76,7 +78,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def stripe_test_mode(self) -> bool:
-        return not self.stripe_secret_key.startswith(("sk_live_", "rk_live_"))
+        return not self.stripe_secret_key.startswith(LIVE_SECRET_KEY_PREFIXES)
 
 
 SETTING_DOCS: dict[str, str] = {
@@ -101,8 +103,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
             continue
         key, _, value = line.removeprefix("export ").partition("=")
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
+        if value[:1] in ("'", '"') and value[0] in value[1:]:
+            value = value[1 : value.index(value[0], 1)]  # quoted: up to the closing quote, comments after it
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         values[key.strip()] = value
@@ -131,7 +133,7 @@ def check_production(settings: Settings) -> None:
     if not settings.is_production:
         return
     problems = []
-    if not settings.stripe_secret_key.startswith(("sk_live_", "rk_live_")):
+    if not settings.stripe_secret_key.startswith(LIVE_SECRET_KEY_PREFIXES):
         problems.append("STRIPE_SECRET_KEY must be a live key (sk_live_…) when NODE_ENV=production")
     if not settings.stripe_publishable_key.startswith("pk_live_"):
         problems.append("STRIPE_PUBLISHABLE_KEY must be a live key (pk_live_…) when NODE_ENV=production")

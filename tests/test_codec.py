@@ -26,17 +26,24 @@ def test_every_problem_is_reported_with_its_path() -> None:
         {"orderId": 7, "lines": [{"sku": "", "quantity": 1}, {"quantity": "2"}]}, Order
     )
     assert issues == [
-        Issue("invalid_type", ["orderId"], "Expected str, received int", expected="str", received="int"),
-        Issue("too_small", ["lines", 0, "sku"], "Expected str of length >= 1"),
+        Issue("invalid_type", ["orderId"], "Expected string, received number", "string", "number"),
+        Issue("too_small", ["lines", 0, "sku"], "Expected string of length >= 1"),
         Issue("invalid_type", ["lines", 1, "sku"], "Required", received="undefined"),
         Issue(
-            "invalid_type",
-            ["lines", 1, "quantity"],
-            "Expected int, received str",
-            expected="int",
-            received="str",
+            "invalid_type", ["lines", 1, "quantity"], "Expected number, received string", "number", "string"
         ),
     ]
+
+
+def test_messages_use_javascript_type_names_like_zod() -> None:
+    class Amount(msgspec.Struct):
+        cents: Annotated[int, msgspec.Meta(gt=0)]
+
+    assert validation_issues({"cents": 1.5}, Amount) == [
+        Issue("invalid_type", ["cents"], "Expected integer, received float", "integer", "float")
+    ]
+    assert validation_issues({"cents": 0}, Amount) == [Issue("too_small", ["cents"], "Expected number >= 1")]
+    assert validation_issues({"cents": True}, Amount)[0].message == "Expected number, received boolean"
 
 
 def test_missing_fields_and_unknown_fields() -> None:

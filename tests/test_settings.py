@@ -24,6 +24,7 @@ def test_dotenv_syntax(tmp_path: Path) -> None:
         'export JWT_SECRET="with spaces # not a comment"\n'
         "QR_SECRET='single'\n"
         "GATEWAY_PORT=8080 # trailing comment\n"
+        'GATEWAY_MERCHANT_DISPLAY_NAME="Ma Boutique" # shown on the PaymentSheet\n'
         "\n"
         "not a line\n",
         encoding="utf-8",
@@ -33,6 +34,7 @@ def test_dotenv_syntax(tmp_path: Path) -> None:
         "JWT_SECRET": "with spaces # not a comment",
         "QR_SECRET": "single",
         "GATEWAY_PORT": "8080",
+        "GATEWAY_MERCHANT_DISPLAY_NAME": "Ma Boutique",
     }
     assert read_dotenv(tmp_path / "missing") == {}
 
@@ -61,6 +63,7 @@ def test_types_are_converted_from_strings() -> None:
         ({"GATEWAY_TRPC_TRANSFORMER": "yaml"}, "GATEWAY_TRPC_TRANSFORMER"),
         ({"GATEWAY_MERCHANT_COUNTRY": "France"}, "GATEWAY_MERCHANT_COUNTRY"),
         ({"GATEWAY_TRPC_MAX_BATCH_SIZE": "0"}, "GATEWAY_TRPC_MAX_BATCH_SIZE"),
+        ({"GATEWAY_LOG_LEVEL": "verbose"}, "GATEWAY_LOG_LEVEL"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) -> None:

@@ -13,10 +13,8 @@ from gateway.registry import Registry, Router
 from gateway.settings import Settings
 from gateway.trpc.resolver import TrpcResolver
 
-__all__ = ["REGISTRY", "REQUEST_LOG", "SETTINGS", "create_app", "runner_options"]
+__all__ = ["REQUEST_LOG", "create_app", "runner_options"]
 
-SETTINGS: Final = web.AppKey("settings", Settings)
-REGISTRY: Final = web.AppKey("registry", Registry)
 REQUEST_LOG: Final = web.AppKey("request_log", BufferedLog)
 
 
@@ -31,10 +29,8 @@ def create_app(settings: Settings, router: Router | None = None) -> web.Applicat
     app = web.Application(
         middlewares=[request_observer(request_log)], client_max_size=settings.gateway_max_body_bytes
     )
-    app[SETTINGS] = settings
-    app[REGISTRY] = registry
     app[REQUEST_LOG] = request_log
-    route = TrpcRoute(TrpcResolver(registry, settings), settings)
+    route = TrpcRoute(TrpcResolver(registry, settings))
     # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
     app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", route.handle)
     app.on_cleanup.append(_flush_log)

@@ -10,7 +10,6 @@ from loguru import logger
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
 from gateway.http.observe import REQUEST_ID, REQUEST_ID_HEADER
-from gateway.settings import Settings
 from gateway.trpc.resolver import TrpcRequest, TrpcResolver
 
 __all__ = ["TRPC_PREFIX", "TrpcRoute"]
@@ -21,10 +20,10 @@ TRPC_PREFIX: Final = "/trpc"
 class TrpcRoute:
     """Handles every method on `/trpc` and below."""
 
-    def __init__(self, resolver: TrpcResolver, settings: Settings) -> None:
+    def __init__(self, resolver: TrpcResolver) -> None:
         self._resolver = resolver
-        self._settings = settings
-        self._body_limit = settings.gateway_max_body_bytes
+        self._settings = resolver.settings
+        self._body_limit = resolver.settings.gateway_max_body_bytes
 
     async def _read_body(self, request: web.Request) -> tuple[bytes | None, TRPCError | None]:
         length = request.content_length

@@ -1,7 +1,8 @@
 """Reading each call's input, lazily, the way @trpc/server does.
 
-A batch carries `{"0": in0, "1": in1, …}`; a key left out means `undefined`. The dict is decoded at most once, and
-only when a procedure that takes input asks for it, so a bad input never fails a call that ignores input.
+A batch carries `{"0": in0, "1": in1, …}`; a key left out means `undefined`. The dict is decoded at most once (in
+`auto` mode as soon as the request arrives, to tell superjson from plain JSON), and its errors are raised only when
+a procedure that takes input asks for it, so a bad input never fails a call that ignores input.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def validation_error(issues: list[Issue]) -> TRPCError:
     )
 
 
+def _is_superjson_input(raw: bytes | memoryview) -> bool:
+    """A superjson envelope: it starts as the client writes one (a cheap check that rules out almost every plain
+    input), and has no keys but `json` and `meta` (so a plain input with a `json` field stays plain)."""
+    if not looks_like_superjson(raw):
+        return False
+    try:
+        return superjson.is_envelope(codec.decode_any(raw))
+    except (msgspec.DecodeError, RecursionError):
+        return True  # malformed either way: answered as the superjson client it looks like
+
+
 class InputReader:
     """The raw input of one request (query parameter or body) and the transformer chosen for it."""
 
@@ -73,7 +85,7 @@ class InputReader:
         if mode == "superjson":
             return SUPERJSON
         first = self._first_raw()
-        return SUPERJSON if first is not None and looks_like_superjson(first) else JSON
+        return SUPERJSON if first is not None and _is_superjson_input(first) else JSON
 
     def _first_raw(self) -> bytes | memoryview | None:
         if not self._raw:
@@ -127,13 +139,13 @@ class InputReader:
                     value = codec.decode_any(raw)
             else:
                 value = self.transformer.input_value(raw)
-                if codec.nested_deeper_than(value, MAX_INPUT_DEPTH):
-                    raise TRPCError(ErrorCode.BAD_REQUEST, _TOO_DEEP)
+            if value is not UNDEFINED and codec.nested_deeper_than(value, MAX_INPUT_DEPTH):
+                raise TRPCError(ErrorCode.BAD_REQUEST, _TOO_DEEP)
+            return self._validate(value, spec)
         except (msgspec.DecodeError, superjson.SuperjsonError) as error:
             raise TRPCError(ErrorCode.BAD_REQUEST, str(error)) from None
         except RecursionError:
             raise TRPCError(ErrorCode.BAD_REQUEST, _TOO_DEEP) from None
-        return self._validate(value, spec)
 
     @staticmethod
     def _validate(value: object, spec: InputSpec) -> object:

@@ -85,13 +85,18 @@ class TrpcResolver:
         transformer: Transformer = JSON
         try:
             is_batch = req.query.get("batch") == "1"
-            paths = wire.parse_paths(req.path, is_batch=is_batch)  # the adapter decodes the path first
-            wire.check_content_type(req.method, req.headers.get("content-type"))
-            raw = self._raw_input(req)
+            # The transformer first: errors about the whole request are transformed too (a superjson client
+            # cannot read a plain one).
             reader = InputReader(
-                raw, is_batch=is_batch, mode=self.settings.gateway_trpc_transformer, body_error=req.body_error
+                self._raw_input(req),
+                is_batch=is_batch,
+                mode=self.settings.gateway_trpc_transformer,
+                body_error=req.body_error,
             )
             transformer = reader.transformer
+            # Then @trpc/server's order: the path (its adapter decodes it before anything), then the content type.
+            paths = wire.parse_paths(req.path, is_batch=is_batch)
+            wire.check_content_type(req.method, req.headers.get("content-type"))
             stream = wire.stream_mode(req.headers)
             procedures = self._check_request(paths, is_batch, stream)
             ctx.connection_params = wire.parse_connection_params(req.query.get("connectionParams"))

@@ -19,6 +19,9 @@ How values map (serialize: Python -> annotation; deserialize: annotation -> Pyth
 | never                            | `map`                          | `dict`, or `list` of `[k, v]` pairs  |
 | never                            | `regexp`, `URL`, `Error`       | `str`, `str`, `dict`, as sent        |
 | never                            | `class`, `custom`, `symbol`    | the json, as sent                    |
+
+The gateway hands `serialize` what `msgspec.to_builtins` makes of a procedure's output (datetimes kept), so sets
+arrive there as lists and bytes as base64 strings: the `set` and typed-array rows serve direct callers only.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Both decode a call's raw input and encode what goes back. Nothing on the wire names the transformer, so in `auto`
 mode it is told from the input itself: superjson clients always send `{"json":…}` (even for undefined input), and
-`JSON.stringify` writes that key first with no space, so a prefix check is enough and costs nothing.
+`JSON.stringify` writes that key first with no space, so a prefix check finds the candidates at no cost; the
+envelope's shape confirms them (inputs.py). A plain input that is itself exactly `{"json": …[, "meta": …]}` cannot
+be told apart: such an app sets GATEWAY_TRPC_TRANSFORMER.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ async def test_real_client_against_gateway(
     )
     assert [issue["path"] for issue in invalid["data"]["issues"]] == [["a"], ["b"]]
     assert invalid["data"]["zodError"]["fieldErrors"] == {
-        "a": ["Expected int, received str"],
+        "a": ["Expected number, received string"],
         "b": ["Required"],
     }
 

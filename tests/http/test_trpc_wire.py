@@ -1086,3 +1086,21 @@ async def test_an_empty_content_type_is_unsupported_not_missing(
 ) -> None:
     reply = await send(http, "POST", gateway.trpc_url + "/add", headers={"content-type": ""}, body=b"{}")
     assert json_body(reply, 415) == error("UNSUPPORTED_MEDIA_TYPE", 'Unsupported content-type "')
+
+
+async def test_errors_about_the_whole_request_are_transformed_for_superjson_clients(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    reply = await get(
+        http, gateway, "/no%ZZ?input=" + q({"json": None, "meta": {"values": ["undefined"], "v": 1}})
+    )
+    assert json_body(reply, 400) == {
+        "error": {"json": error("BAD_REQUEST", 'Invalid URL-encoding in path "no%ZZ"')["error"]}
+    }
+
+
+async def test_a_plain_input_with_a_json_field_stays_plain(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    reply = await get(http, gateway, "/echo?input=" + q({"json": 1, "other": 2}))
+    assert json_body(reply, 200) == echoed({"json": 1, "other": 2})

@@ -27,7 +27,12 @@ async def run_driver(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), DRIVER_TIMEOUT_S)
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), DRIVER_TIMEOUT_S)
+    finally:
+        if process.returncode is None:  # timed out (or the test was cancelled): do not leave node running
+            process.kill()
+            await process.wait()
     assert process.returncode == 0, f"driver failed ({process.returncode}): {stderr.decode()}"
     report: dict[str, Any] = json.loads(stdout)
     return report
