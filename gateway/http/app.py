@@ -26,15 +26,21 @@ def create_app(settings: Settings, router: Router | None = None) -> web.Applicat
         router = build_router()
     registry = Registry(router)
     request_log = BufferedLog(settings.gateway_log_level)
-    app = web.Application(
-        middlewares=[request_observer(request_log)], client_max_size=settings.gateway_max_body_bytes
-    )
+    observed = request_observer(request_log)
+    app = web.Application(client_max_size=settings.gateway_max_body_bytes)
     app[REQUEST_LOG] = request_log
     route = TrpcRoute(TrpcResolver(registry, settings))
     # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
-    app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", route.handle)
+    app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", observed(route.handle))
+    # Every route goes through `observed`; this one stays last (it would shadow routes added after it), so that an
+    # unknown path is still a 404 with a request id and a log line.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", observed(_not_found))
     app.on_cleanup.append(_flush_log)
     return app
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()
 
 
 async def _flush_log(app: web.Application) -> None:

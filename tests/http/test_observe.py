@@ -147,3 +147,13 @@ async def test_a_stream_whose_client_leaves_ends_quietly(
     assert "request_exception" not in events
     status, _, _ = await get(http, gateway.trpc_url + "/noInput")
     assert status == 200
+
+
+async def test_an_unknown_path_still_gets_an_id_and_a_log_line(
+    gateway: RunningGateway, http: aiohttp.ClientSession, log_output: io.StringIO
+) -> None:
+    status, request_id, _ = await get(http, gateway.base_url + "/nowhere")
+    assert status == 404
+    assert REQUEST_ID.match(request_id)
+    [line] = [line for line in lines(log_output) if line.get("requestId") == request_id]
+    assert (line["event"], line["path"], line["statusCode"]) == ("http_request_error", "/nowhere", 404)
