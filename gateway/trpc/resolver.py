@@ -7,6 +7,7 @@ then each call is resolved on its own (unknown path, wrong method, bad input, th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -185,11 +186,18 @@ class TrpcResolver:
             output = await self.registry.call(proc, ctx, value)
         except TRPCError as error:
             return CallResult(index, path, proc, error=error, extra_headers=error.headers)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request is being cancelled (the server is stopping): let it end
+            # A cancellation the procedure caught from something it awaited (a future someone else cancelled):
+            # an error of this call like any other, not the end of the whole request.
+            return CallResult(index, path, proc, error=self._unexpected(exc, path, ctx))
         except Exception as exc:
             return CallResult(index, path, proc, error=self._unexpected(exc, path, ctx))
         return CallResult(index, path, proc, output=output)
 
-    def _unexpected(self, exc: Exception, path: str, ctx: CallContext) -> TRPCError:
+    def _unexpected(self, exc: BaseException, path: str, ctx: CallContext) -> TRPCError:
         """An exception nobody meant the client to see: logged whole, answered generically in production."""
         logger.bind(requestId=ctx.request_id, procedure=path).opt(exception=exc).error("procedure_exception")
         message = "Internal server error" if self.settings.is_production else (str(exc) or type(exc).__name__)

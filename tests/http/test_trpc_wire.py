@@ -1104,3 +1104,14 @@ async def test_a_plain_input_with_a_json_field_stays_plain(
 ) -> None:
     reply = await get(http, gateway, "/echo?input=" + q({"json": 1, "other": 2}))
     assert json_body(reply, 200) == echoed({"json": 1, "other": 2})
+
+
+async def test_a_cancellation_caught_by_a_procedure_is_that_calls_error(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    reply = await get(http, gateway, "/awaitsACancelledFuture,noInput?batch=1")
+    body = json_body(reply, 207)
+    assert body[0]["error"]["data"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert body[1] == ok("pong")
+    single = await get(http, gateway, "/awaitsACancelledFuture")
+    assert json_body(single, 500)["error"]["data"]["path"] == "awaitsACancelledFuture"

@@ -104,6 +104,13 @@ def fixture_router() -> Router:
         return None
 
     @root.query
+    async def awaits_a_cancelled_future(ctx: CallContext) -> str:
+        """Python only: awaits a future that something else cancelled."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future.cancel()
+        return await future
+
+    @root.query
     async def whoami(ctx: CallContext) -> dict[str, str] | None:
         """Echoes the connectionParams the request carried."""
         return ctx.connection_params
