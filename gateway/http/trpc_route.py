@@ -74,10 +74,10 @@ class TrpcRoute:
             # The client went away. Calls already started finish (a payment step is never cut in half, as with
             # @trpc/server, whose procedures run on unless they watch their abort signal); their answers are dropped.
             await result.stream.aclose()
-            logger.bind(requestId=ctx.request_id).info("stream_client_gone")
+            logger.info("stream_client_gone")
             return stream
         except Exception as exc:
             # Headers are out: all we can do is end the stream, and the client fails the calls still pending.
-            logger.bind(requestId=ctx.request_id).opt(exception=exc).error("stream_exception")
+            logger.opt(exception=exc).error("stream_exception")
         await stream.write_eof()
         return stream

@@ -192,14 +192,15 @@ class TrpcResolver:
                 raise  # this request is being cancelled (the server is stopping): let it end
             # A cancellation the procedure caught from something it awaited (a future someone else cancelled):
             # an error of this call like any other, not the end of the whole request.
-            return CallResult(index, path, proc, error=self._unexpected(exc, path, ctx))
+            return CallResult(index, path, proc, error=self._unexpected(exc, path))
         except Exception as exc:
-            return CallResult(index, path, proc, error=self._unexpected(exc, path, ctx))
+            return CallResult(index, path, proc, error=self._unexpected(exc, path))
         return CallResult(index, path, proc, output=output)
 
-    def _unexpected(self, exc: BaseException, path: str, ctx: CallContext) -> TRPCError:
-        """An exception nobody meant the client to see: logged whole, answered generically in production."""
-        logger.bind(requestId=ctx.request_id, procedure=path).opt(exception=exc).error("procedure_exception")
+    def _unexpected(self, exc: BaseException, path: str) -> TRPCError:
+        """An exception nobody meant the client to see: logged whole (the line names the request through the
+        log patcher), answered generically in production."""
+        logger.bind(procedure=path).opt(exception=exc).error("procedure_exception")
         message = "Internal server error" if self.settings.is_production else (str(exc) or type(exc).__name__)
         return TRPCError(ErrorCode.INTERNAL_SERVER_ERROR, message, cause=exc)
 
