@@ -30,6 +30,8 @@ CURRENT_REQUEST_ID: Final[ContextVar[str | None]] = ContextVar("request_id", def
 """The id of the request being served; every log line written while it is set names it (`requestId`).
 A plain context variable costs a fraction of loguru's `contextualize`, and it flows into the calls' tasks."""
 _LINE: Final = "_json_line"
+_PREFORMATTED: Final = "_preformatted"
+_batch_logger: Final = logger.bind(**{_PREFORMATTED: True})
 _FORMAT: Final = "{extra[" + _LINE + "]}\n"
 
 
@@ -39,6 +41,9 @@ def _format(_record: Record) -> str:
 
 
 def _to_json_line(record: Record) -> None:
+    if record["extra"].get(_PREFORMATTED):
+        record["extra"][_LINE] = ""  # a batch of lines already encoded; raw records are written as they are
+        return
     line: dict[str, object] = {
         "timestamp": js_iso(record["time"]),  # the seed's `2024-01-15T10:30:00.000Z`
         "level": record["level"].name,
@@ -113,7 +118,7 @@ class BufferedLog:
             text = b"\n".join(self._lines).decode() + "\n"
             self._lines.clear()
             level, self._level = self._level, _INFO
-            logger.opt(raw=True).log(_LEVEL_NAMES[level], text)
+            _batch_logger.opt(raw=True).log(_LEVEL_NAMES[level], text)
 
 
 _LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
