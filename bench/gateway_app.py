@@ -36,15 +36,16 @@ class AddInput(msgspec.Struct):
 
 
 def bench_router() -> Router:
-    """The benchmark routes, declared the way production procedures are (see procedures/)."""
+    """The benchmark routes, declared the way production procedures are (see procedures/). Neither waits on
+    anything, so both are plain functions, like the peer's resolvers and like `stripe.getConfig`."""
     bench = Router()
 
     @bench.query
-    async def greet(ctx: CallContext, input: GreetInput) -> Greeting:
+    def greet(ctx: CallContext, input: GreetInput) -> Greeting:
         return Greeting(hello=input.name)
 
     @bench.mutation
-    async def add(ctx: CallContext, input: AddInput) -> int:
+    def add(ctx: CallContext, input: AddInput) -> int:
         return input.a + input.b
 
     root = Router()

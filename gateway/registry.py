@@ -1,6 +1,6 @@
 """The procedure registry: every procedure declared once, read by every transport and schema export.
 
-A procedure is a plain async function of a `CallContext` and, optionally, one msgspec-typed input:
+A procedure is a function of a `CallContext` and, optionally, one msgspec-typed input:
 
     stripe = Router()
 
@@ -11,6 +11,10 @@ A procedure is a plain async function of a `CallContext` and, optionally, one ms
     async def create_payment_intent(ctx: CallContext, input: CreatePaymentIntentInput) -> PaymentIntentOut: ...
 
 Types are read from the annotations once, at registration, so no reflection happens per request.
+
+Procedures that wait on anything (Stripe, the store) are `async def`. One that never waits (it answers from
+settings or memory, like `stripe.getConfig`) may be a plain `def`, as a tRPC resolver may return a plain value:
+it runs inline, without the task a batch gives each async call. It must not block: it runs on the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import dataclasses
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
@@ -31,7 +35,8 @@ from gateway.context import CallContext
 __all__ = ["InputSpec", "Procedure", "ProcedureKind", "Registry", "Router"]
 
 ProcedureKind = Literal["query", "mutation"]
-Handler = Callable[..., Awaitable[Any]]
+Handler = Callable[..., Any]
+"""An async function returning the output, or (for procedures that never wait) a plain one."""
 F = TypeVar("F", bound=Handler)
 
 
@@ -59,6 +64,14 @@ class Procedure:
     description: str
     output_has_datetime: bool = False
     """Computed at registration: plain-JSON output then writes datetimes the JavaScript way."""
+    is_async: bool = True
+    """The handler is a coroutine function; otherwise it returns its output directly."""
+
+    def invoke(self, ctx: CallContext, value: object) -> Any:
+        """Call the handler with an already-validated input: a coroutine for an async procedure, else the output."""
+        if self.input is None:
+            return self.handler(ctx)
+        return self.handler(ctx, value)
 
 
 def _camel(name: str) -> str:
@@ -76,8 +89,9 @@ def _input_spec(type_: Any) -> InputSpec:
 
 
 def _make_procedure(fn: Handler, kind: ProcedureKind, name: str | None) -> tuple[str, Procedure]:
-    if not inspect.iscoroutinefunction(fn):
-        raise TypeError(f"procedure {fn.__qualname__} must be an async function")
+    if not callable(fn) or inspect.isclass(fn):
+        raise TypeError(f"procedure {fn!r} must be a function (async def, or def if it never waits)")
+    is_async = inspect.iscoroutinefunction(fn)
     hints = typing.get_type_hints(fn, include_extras=True)
     params = list(inspect.signature(fn).parameters)
     if not 1 <= len(params) <= 2:
@@ -87,7 +101,7 @@ def _make_procedure(fn: Handler, kind: ProcedureKind, name: str | None) -> tuple
     doc = inspect.getdoc(fn) or ""
     output_type = hints.get("return", None)
     has_datetime = codec.may_contain_datetime(output_type)
-    return proc_name, Procedure(proc_name, kind, fn, spec, output_type, doc, has_datetime)
+    return proc_name, Procedure(proc_name, kind, fn, spec, output_type, doc, has_datetime, is_async)
 
 
 class Router:
@@ -153,8 +167,7 @@ class Registry:
     def __iter__(self) -> Iterator[Procedure]:
         return iter(self.procedures.values())
 
-    def call(self, procedure: Procedure, ctx: CallContext, value: object) -> Awaitable[Any]:
-        """Invoke a procedure with an already-validated input."""
-        if procedure.input is None:
-            return procedure.handler(ctx)
-        return procedure.handler(ctx, value)
+    async def call(self, procedure: Procedure, ctx: CallContext, value: object) -> Any:
+        """Invoke a procedure, async or not, with an already-validated input; the output."""
+        result = procedure.invoke(ctx, value)
+        return await result if procedure.is_async else result

@@ -50,6 +50,29 @@ def test_paths_kinds_and_types_come_from_the_declaration() -> None:
     assert registry.get("getThing") is None
 
 
+async def test_plain_function_procedures_are_called_without_awaiting() -> None:
+    root = Router()
+
+    @root.query
+    def triple(ctx: CallContext, input: In) -> int:
+        return input.x * 3
+
+    @root.query
+    async def later(ctx: CallContext) -> int:
+        return 7
+
+    registry = Registry(root)
+    proc = registry.get("triple")
+    assert proc is not None
+    assert not proc.is_async
+    assert proc.invoke(CallContext("abc", Settings()), In(x=2)) == 6
+    assert await registry.call(proc, CallContext("abc", Settings()), In(x=5)) == 15
+    later_proc = registry.get("later")
+    assert later_proc is not None
+    assert later_proc.is_async
+    assert await registry.call(later_proc, CallContext("abc", Settings()), None) == 7
+
+
 async def test_call_passes_context_and_input() -> None:
     root = Router()
 
@@ -95,11 +118,11 @@ def test_registration_errors() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         root.query(dup)
 
-    def not_async(ctx: CallContext) -> int:
-        return 1
+    class NotAFunction:
+        pass
 
-    with pytest.raises(TypeError, match="async"):
-        root.query(not_async)  # type: ignore[type-var]
+    with pytest.raises(TypeError, match="must be a function"):
+        root.query(NotAFunction)
 
     async def too_many(ctx: CallContext, a: int, b: int) -> int:
         return 1

@@ -89,36 +89,35 @@ def request_observer(log: BufferedLog) -> Callable[[Handler], Handler]:
     def observed(handler: Handler) -> Handler:
         async def observe_request(request: web.Request) -> web.StreamResponse:
             """Give the request an id, log how it ended, turn any escaped exception into a generic tRPC 500."""
-            return await _observe(request, handler)
+            request_id = request[REQUEST_ID] = new_request_id()
+            started = time.perf_counter()
+            token = CURRENT_REQUEST_ID.set(request_id)  # every log line of this request names it
+            try:
+                response = await handler(request)
+            except web.HTTPException as http_error:
+                http_error.headers[REQUEST_ID_HEADER] = request_id
+                log_outcome(request, request_id, http_error.status, http_error.content_length, started)
+                raise
+            except ConnectionResetError:
+                # The client went away mid-request: nobody gets an answer, and it is not a server error.
+                log_outcome(request, request_id, ErrorCode.CLIENT_CLOSED_REQUEST.http_status, 0, started)
+                raise
+            except Exception as exc:
+                logger.bind(path=request.path).opt(exception=exc).error("request_exception")
+                response = web.Response(
+                    status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json"
+                )
+            finally:
+                CURRENT_REQUEST_ID.reset(token)
+            size: int | None
+            if response.prepared:  # streamed: the route named the request id before sending the head
+                size = response.body_length
+            else:
+                response.headers[REQUEST_ID_HEADER] = request_id
+                size = response.content_length
+            log_outcome(request, request_id, response.status, size, started)
+            return response
 
         return observe_request
-
-    async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request_id = request[REQUEST_ID] = new_request_id()
-        started = time.perf_counter()
-        token = CURRENT_REQUEST_ID.set(request_id)  # every log line of this request names it
-        try:
-            response = await handler(request)
-        except web.HTTPException as http_error:
-            http_error.headers[REQUEST_ID_HEADER] = request_id
-            log_outcome(request, request_id, http_error.status, http_error.content_length, started)
-            raise
-        except ConnectionResetError:
-            # The client went away mid-request: nobody gets an answer, and it is not a server error.
-            log_outcome(request, request_id, ErrorCode.CLIENT_CLOSED_REQUEST.http_status, 0, started)
-            raise
-        except Exception as exc:
-            logger.bind(path=request.path).opt(exception=exc).error("request_exception")
-            response = web.Response(status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json")
-        finally:
-            CURRENT_REQUEST_ID.reset(token)
-        size: int | None
-        if response.prepared:  # streamed: the route named the request id before sending the head
-            size = response.body_length
-        else:
-            response.headers[REQUEST_ID_HEADER] = request_id
-            size = response.content_length
-        log_outcome(request, request_id, response.status, size, started)
-        return response
 
     return observed

@@ -8,7 +8,8 @@ then each call is resolved on its own (unknown path, wrong method, bad input, th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+import typing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
@@ -32,7 +33,9 @@ __all__ = ["CallResult", "TrpcRequest", "TrpcResolver", "TrpcResponse"]
 JSON_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-accept, accept"}
 V10_STREAM_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-batch-mode"}
 _NONE_TYPE: Final = type(None)
-_CallFactory = Callable[[], list[Coroutine[Any, Any, "CallResult"]]]
+_Call = typing.Union["CallResult", Coroutine[Any, Any, "CallResult"]]
+"""A call decided without waiting (its result), or an async procedure still to run (a coroutine)."""
+_CallFactory = Callable[[], list[_Call]]
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
@@ -113,9 +116,10 @@ class TrpcResolver:
                 200, dict(V10_STREAM_HEADERS), stream=self._v10_stream(calls, reader.transformer)
             )
         if not is_batch:
-            result = await self._call(0, paths[0], procedures[0], reader, req.method, ctx)
+            call = self._begin(0, paths[0], procedures[0], reader, req.method, ctx)
+            result = call if isinstance(call, CallResult) else await call
             return self._single_response(result, transformer)
-        results = await tasks.in_order(self._calls(paths, procedures, reader, req.method, ctx))
+        results = await _in_order(self._calls(paths, procedures, reader, req.method, ctx))
         return self._batch_response(results, transformer)
 
     # -- request-wide checks -------------------------------------------------------------------------------------
@@ -162,7 +166,7 @@ class TrpcResolver:
     def _allowed_methods(self, proc: Procedure) -> tuple[str, ...]:
         return self._query_methods if proc.kind == "query" else ("POST",)
 
-    async def _call(
+    def _begin(
         self,
         index: int,
         path: str,
@@ -170,7 +174,9 @@ class TrpcResolver:
         reader: InputReader,
         method: str,
         ctx: CallContext,
-    ) -> CallResult:
+    ) -> _Call:
+        """Everything about one call that needs no waiting: the path, the method, the input, and the whole run of a
+        plain (non-async) procedure. What is left, an async procedure's run, comes back as a coroutine."""
         if proc is None:
             error = TRPCError(ErrorCode.NOT_FOUND, f'No procedure found on path "{path}"')
             return CallResult(index, path, None, error=error)
@@ -183,9 +189,17 @@ class TrpcResolver:
             return CallResult(index, path, proc, error=error, extra_headers={"allow": ", ".join(allowed)})
         try:
             value = reader.read(index, proc.input) if proc.input is not None else None
-            output = await self.registry.call(proc, ctx, value)
-        except TRPCError as error:
-            return CallResult(index, path, proc, error=error, extra_headers=error.headers)
+            if not proc.is_async:
+                return CallResult(index, path, proc, output=proc.invoke(ctx, value))
+        except Exception as exc:
+            return self._failed(index, path, proc, exc)
+        return self._run(index, path, proc, ctx, value)
+
+    async def _run(
+        self, index: int, path: str, proc: Procedure, ctx: CallContext, value: object
+    ) -> CallResult:
+        try:
+            output = await proc.invoke(ctx, value)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -194,8 +208,13 @@ class TrpcResolver:
             # an error of this call like any other, not the end of the whole request.
             return CallResult(index, path, proc, error=self._unexpected(exc, path))
         except Exception as exc:
-            return CallResult(index, path, proc, error=self._unexpected(exc, path))
+            return self._failed(index, path, proc, exc)
         return CallResult(index, path, proc, output=output)
+
+    def _failed(self, index: int, path: str, proc: Procedure, exc: Exception) -> CallResult:
+        if isinstance(exc, TRPCError):
+            return CallResult(index, path, proc, error=exc, extra_headers=exc.headers)
+        return CallResult(index, path, proc, error=self._unexpected(exc, path))
 
     def _unexpected(self, exc: BaseException, path: str) -> TRPCError:
         """An exception nobody meant the client to see: logged whole (the line names the request through the
@@ -274,9 +293,9 @@ class TrpcResolver:
         reader: InputReader,
         method: str,
         ctx: CallContext,
-    ) -> list[Coroutine[Any, Any, CallResult]]:
+    ) -> list[_Call]:
         return [
-            self._call(i, path, proc, reader, method, ctx)
+            self._begin(i, path, proc, reader, method, ctx)
             for i, (path, proc) in enumerate(zip(paths, procedures, strict=True))
         ]
 
@@ -287,16 +306,31 @@ class TrpcResolver:
         pending = calls()
         head = {str(i): [[0], [None, 0, i]] for i in range(len(pending))}
         yield transformer.line(head) + b"\n"
-        async for result in tasks.as_finished(pending):
+        async for result in _as_finished(pending):
             yield self._jsonl_line(result, transformer)
 
     async def _v10_stream(self, calls: _CallFactory, transformer: Transformer) -> AsyncGenerator[bytes, None]:
         """v10's `trpc-batch-mode: stream`: `{"i":envelope` then `,"j":envelope` lines in finishing order, then `}`."""
         separator = b"{"
-        async for result in tasks.as_finished(calls()):
+        async for result in _as_finished(calls()):
             yield b'%s"%d":%s\n' % (separator, result.index, self._envelope(result, transformer))
             separator = b","
         yield b"}"
+
+
+async def _in_order(calls: list[_Call]) -> list[CallResult]:
+    """Every call's result in order, the async ones run concurrently."""
+    waiting = [call for call in calls if not isinstance(call, CallResult)]
+    if not waiting:
+        return typing.cast(list[CallResult], calls)
+    finished = iter(await tasks.in_order(waiting))
+    return [call if isinstance(call, CallResult) else next(finished) for call in calls]
+
+
+def _as_finished(calls: list[_Call]) -> AsyncIterator[CallResult]:
+    """Every call's result as it is ready: those decided without waiting first, then the async ones as they end."""
+    ready = [call for call in calls if isinstance(call, CallResult)]
+    return tasks.as_finished([call for call in calls if not isinstance(call, CallResult)], ready=ready)
 
 
 def _is_undefined(result: CallResult) -> bool:

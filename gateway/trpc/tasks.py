@@ -62,8 +62,9 @@ async def in_order(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
         _cancel_pending(tasks)
 
 
-async def as_finished(coros: Sequence[Coroutine[Any, Any, T]]) -> AsyncIterator[T]:
-    """Run every coroutine concurrently; yield results as they finish (those done at once come first).
+async def as_finished(coros: Sequence[Coroutine[Any, Any, T]], ready: Sequence[T] = ()) -> AsyncIterator[T]:
+    """Run every coroutine concurrently; yield results as they finish: `ready` (results known beforehand) and
+    those done at once first, the others as they end. Every coroutine starts before the first result is yielded.
 
     If the consumer stops early (the client of a stream went away), the calls still running are left to finish,
     as a started payment step must not be cut in half; their results are dropped.
@@ -71,6 +72,8 @@ async def as_finished(coros: Sequence[Coroutine[Any, Any, T]]) -> AsyncIterator[
     tasks = [start(coro) for coro in coros]
     try:
         pending = [task for task in tasks if not task.done()]
+        for result in ready:
+            yield result
         for task in tasks:
             if task.done():
                 yield task.result()

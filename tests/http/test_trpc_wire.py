@@ -552,6 +552,36 @@ async def test_case26_unexpected_exception(gateway: RunningGateway, http: aiohtt
     assert pop_stack(json_body(reply, 500)) == error("INTERNAL_SERVER_ERROR", "kaboom", "boom")
 
 
+async def test_a_plain_procedure_fails_like_an_async_one(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    """Plain (non-async) procedures run inline; their errors are answered exactly as async ones'."""
+    unexpected = await get(http, gateway, "/boomPlain")
+    assert pop_stack(json_body(unexpected, 500)) == error(
+        "INTERNAL_SERVER_ERROR", "plain kaboom", "boomPlain"
+    )
+
+    thrown = await get(http, gateway, "/throwCodePlain?input=" + q("CONFLICT"))
+    assert json_body(thrown, 409) == error("CONFLICT", "thrown plainly CONFLICT", "throwCodePlain")
+
+
+async def test_a_batch_mixing_plain_and_async_procedures_keeps_every_result_at_its_index(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    paths = "slow,greet,boomPlain,slow,throwCodePlain,noInput"
+    batch_input = {"0": {"ms": 30}, "1": {"name": "A"}, "3": {"ms": 1}, "4": "FORBIDDEN"}
+
+    reply = await get(http, gateway, f"/{paths}?batch=1&input=" + q(batch_input))
+
+    body = json_body(reply, 207)
+    assert body[0] == ok({"waited": 30})
+    assert body[1] == ok({"hello": "A"})
+    assert pop_stack(body[2]) == error("INTERNAL_SERVER_ERROR", "plain kaboom", "boomPlain")
+    assert body[3] == ok({"waited": 1})
+    assert body[4] == error("FORBIDDEN", "thrown plainly FORBIDDEN", "throwCodePlain")
+    assert body[5] == ok("pong")
+
+
 @pytest.mark.parametrize("code", list(CODES))
 async def test_case27_every_code(gateway: RunningGateway, http: aiohttp.ClientSession, code: str) -> None:
     reply = await get(http, gateway, "/throwCode?input=" + q(code))

@@ -2,6 +2,9 @@
 
 The Node reference server (tests/conformance/node/v11/reference-server.mjs) implements the same router with
 @trpc/server and zod, so both can be called by the same clients and compared.
+
+Procedures that never wait are plain functions, as their Node resolvers are, so every wire test covers both kinds:
+plain ones run inline, async ones as concurrent calls (`slow` next to `greet` in a batch, say).
 """
 
 from __future__ import annotations
@@ -58,16 +61,16 @@ def fixture_router() -> Router:
     root = Router()
 
     @root.query
-    async def greet(ctx: CallContext, input: GreetInput | None) -> Greeting:
+    def greet(ctx: CallContext, input: GreetInput | None) -> Greeting:
         name = input.name if input is not None and isinstance(input.name, str) else "world"
         return Greeting(hello=name)
 
     @root.query
-    async def no_input(ctx: CallContext) -> str:
+    def no_input(ctx: CallContext) -> str:
         return "pong"
 
     @root.mutation
-    async def add(ctx: CallContext, input: AddInput) -> int:
+    def add(ctx: CallContext, input: AddInput) -> int:
         return input.a + input.b
 
     def echo(input: Any) -> Echo:
@@ -91,16 +94,26 @@ def fixture_router() -> Router:
         raise TRPCError(ErrorCode[input], f"thrown {input}")
 
     @root.query
+    def boom_plain(ctx: CallContext) -> str:
+        """Python only: a plain (non-async) procedure that fails unexpectedly."""
+        raise RuntimeError("plain kaboom")
+
+    @root.query
+    def throw_code_plain(ctx: CallContext, input: str) -> str:
+        """Python only: a plain procedure that throws a tRPC error."""
+        raise TRPCError(ErrorCode[input], f"thrown plainly {input}")
+
+    @root.query
     async def slow(ctx: CallContext, input: SlowInput) -> Waited:
         await asyncio.sleep(input.ms / 1000)
         return Waited(waited=input.ms)
 
     @root.query
-    async def when(ctx: CallContext, input: WhenInput) -> When:
+    def when(ctx: CallContext, input: WhenInput) -> When:
         return When(at=input.at, next_day=input.at + timedelta(days=1))
 
     @root.query
-    async def ret_undefined(ctx: CallContext) -> None:
+    def ret_undefined(ctx: CallContext) -> None:
         return None
 
     @root.query
