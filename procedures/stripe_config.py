@@ -9,8 +9,9 @@ from schemas.stripe import StripeConfig
 __all__ = ["get_config", "register"]
 
 
-async def get_config(ctx: CallContext) -> StripeConfig:
-    """The publishable key, merchant display name, country and test mode the app initialises Stripe with."""
+def get_config(ctx: CallContext) -> StripeConfig:
+    """The publishable key, merchant display name, country and test mode the app initialises Stripe with.
+    Answered from settings alone, so a plain function (no task in a batch)."""
     settings = ctx.settings
     return StripeConfig(
         publishable_key=settings.stripe_publishable_key,
