@@ -1,0 +1,212 @@
+"""The store's schema, as numbered migrations applied in order at start-up.
+
+Each migration runs in its own transaction together with the row that records it in `schema_migrations`, so a
+crash leaves the schema either before or after a migration, never half-way. Two processes starting together are
+fine: the version is read again inside the write transaction, and the second one finds the work done.
+
+The SQL is kept to what PostgreSQL also accepts, so its backend can reuse the same shape. Where it must differ
+(marked `PG:` below): the audit id (`INTEGER PRIMARY KEY` is SQLite's rowid alias; PostgreSQL will use
+`BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY`) and the byte columns (`BLOB` here, `BYTEA` there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Final, NamedTuple
+
+import aiosqlite
+
+from gateway.store.base import StoreError
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "apply_migrations", "schema_version"]
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    statements: tuple[str, ...]
+    """Run one by one (not as a script: a script would commit on its own, outside our transaction)."""
+
+
+_INITIAL_SCHEMA: Final = (
+    # Money columns are BIGINT minor units. `amount_refunded <= amount_received` is deliberately NOT checked:
+    # Stripe's webhooks arrive in any order, so `charge.refunded` may be applied before the event that raises
+    # `amount_received`; refusing it would lose a true refund total. Both are still kept non-negative.
+    """
+    CREATE TABLE orders (
+        order_id TEXT PRIMARY KEY,
+        amount BIGINT NOT NULL CHECK (amount > 0),
+        currency TEXT NOT NULL CHECK (length(currency) = 3 AND currency = lower(currency)),
+        status TEXT NOT NULL,
+        payment_intent_id TEXT,
+        customer_id TEXT,
+        amount_received BIGINT NOT NULL CHECK (amount_received >= 0),
+        amount_refunded BIGINT NOT NULL CHECK (amount_refunded >= 0),
+        attempt INTEGER NOT NULL CHECK (attempt >= 1),
+        nonce TEXT NOT NULL,
+        owner TEXT,
+        last_error TEXT,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    # One PaymentIntent belongs to one order: a second order pointing at it would let a webhook pay the wrong one.
+    "CREATE UNIQUE INDEX orders_payment_intent_id_key ON orders (payment_intent_id)",
+    """
+    CREATE TABLE payment_intents (
+        id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES orders (order_id),
+        attempt INTEGER NOT NULL CHECK (attempt >= 1),
+        amount BIGINT NOT NULL CHECK (amount > 0),
+        currency TEXT NOT NULL CHECK (length(currency) = 3),
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX payment_intents_order_id_idx ON payment_intents (order_id, created_at)",
+    """
+    CREATE TABLE refunds (
+        id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES orders (order_id),
+        payment_intent_id TEXT NOT NULL,
+        amount BIGINT NOT NULL CHECK (amount > 0),
+        currency TEXT NOT NULL CHECK (length(currency) = 3),
+        status TEXT NOT NULL,
+        reason TEXT,
+        requested_by TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX refunds_order_id_idx ON refunds (order_id, created_at)",
+    """
+    CREATE TABLE customers (
+        email_hash TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )
+    """,
+    # PG: payload BYTEA.
+    """
+    CREATE TABLE webhook_events (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        payload BLOB NOT NULL,
+        status TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        applied_at TEXT,
+        deliveries INTEGER NOT NULL CHECK (deliveries >= 1),
+        note TEXT
+    )
+    """,
+    # Finding the events still to apply (status `received`), oldest first.
+    "CREATE INDEX webhook_events_status_idx ON webhook_events (status, received_at)",
+    # PG: response BYTEA.
+    """
+    CREATE TABLE idempotency_records (
+        key TEXT PRIMARY KEY,
+        operation TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        response BLOB,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )
+    """,
+    # PG: id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY. No foreign key on order_id: the trail is
+    # append-only and may name an order that was never written (a refused creation, say).
+    """
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        request_id TEXT,
+        order_id TEXT,
+        action TEXT NOT NULL,
+        details TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX audit_log_order_id_idx ON audit_log (order_id, id)",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (Migration(1, "initial schema", _INITIAL_SCHEMA),)
+"""Append only: a released migration is never edited, a change is a new one."""
+
+LATEST_VERSION: Final = MIGRATIONS[-1].version
+
+_CREATE_TABLE: Final = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+    )
+"""
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    """The highest migration recorded (0 for a fresh database)."""
+    rows = list(await conn.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+    return int(rows[0][0])
+
+
+async def apply_migrations(
+    conn: aiosqlite.Connection, now: Callable[[], str], migrations: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
+    """Bring the schema up to the last of `migrations`; returns the versions this call applied.
+
+    `conn` must be in autocommit mode (`isolation_level=None`): the transactions here are explicit. Raises
+    StoreError if the database is at a version newer than the last known one, so an old binary never writes
+    through a schema it does not understand. sqlite3 errors are left to the caller to translate.
+    """
+    versions = [migration.version for migration in migrations]
+    if not versions or versions != sorted(set(versions)) or versions[0] < 1:
+        raise ValueError(f"migration versions must be unique, increasing and start at 1 or more: {versions}")
+    latest = versions[-1]
+    applied: list[int] = []
+    await _in_transaction(conn, [_CREATE_TABLE])
+    for migration in migrations:
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            # Read inside the write transaction: another process may have applied it since we last looked.
+            current = await schema_version(conn)
+            if current > latest:
+                raise StoreError(
+                    f"the database schema is at version {current}, newer than this gateway knows ({latest}): "
+                    "run a gateway at least as recent as the one that migrated it"
+                )
+            if migration.version <= current:
+                await conn.execute("ROLLBACK")
+                continue
+            for statement in migration.statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, now()),
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await _rollback(conn)
+            raise
+        applied.append(migration.version)
+    return applied
+
+
+async def _in_transaction(conn: aiosqlite.Connection, statements: Sequence[str]) -> None:
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+        for statement in statements:
+            await conn.execute(statement)
+        await conn.execute("COMMIT")
+    except BaseException:
+        await _rollback(conn)
+        raise
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    # Nothing left to undo when SQLite already rolled back: the error worth raising is the one that got us here.
+    with contextlib.suppress(sqlite3.Error):
+        await conn.execute("ROLLBACK")

@@ -1,0 +1,175 @@
+"""The records the store keeps. Money is an integer in the currency's minor unit; times are UTC ISO-8601 strings
+with milliseconds and `Z` (`2024-01-15T10:30:00.000Z`), which sort as text in both backends."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+__all__ = [
+    "AuditEntry",
+    "Customer",
+    "IdempotencyRecord",
+    "NewOrder",
+    "Order",
+    "OrderUpdate",
+    "PaymentIntentRecord",
+    "PaymentStatus",
+    "Refund",
+    "WebhookEvent",
+    "WebhookEventStatus",
+]
+
+
+class PaymentStatus(enum.StrEnum):
+    """An order's payment status: the status of its current Stripe PaymentIntent, plus `creating` for the moment
+    between the order row's first write and Stripe's answer."""
+
+    CREATING = "creating"
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    REQUIRES_CONFIRMATION = "requires_confirmation"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    REQUIRES_CAPTURE = "requires_capture"
+    SUCCEEDED = "succeeded"
+    CANCELED = "canceled"
+
+
+class WebhookEventStatus(enum.StrEnum):
+    RECEIVED = "received"
+    """Recorded, not applied yet (or its application failed and will be retried)."""
+    APPLIED = "applied"
+    IGNORED = "ignored"
+    """Recorded and deliberately not applied (unknown type, not our object, permanently unusable)."""
+
+
+class Order(msgspec.Struct, frozen=True, kw_only=True):
+    """One order of the app and the state of its payment."""
+
+    order_id: str
+    amount: int
+    currency: str
+    """Lower-case ISO 4217, as Stripe writes it."""
+    status: PaymentStatus
+    payment_intent_id: str | None
+    """The order's current (live or last) PaymentIntent."""
+    customer_id: str | None
+    amount_received: int
+    amount_refunded: int
+    """Cumulative, from Stripe's charge (`amount_refunded`), never a sum of deliveries."""
+    attempt: int
+    """1 for the first PaymentIntent; bumped when a canceled intent is replaced. With `nonce`, forms the
+    idempotency keys sent to Stripe, so retries of one attempt can never create a second intent."""
+    nonce: str
+    """Random, chosen when the order row is first written: keeps idempotency keys unique across databases."""
+    owner: str | None
+    """Who created the order (the caller's user id once authentication exists)."""
+    last_error: str | None
+    """The last payment error Stripe reported (code and message), cleared on success."""
+    version: int
+    """Incremented by every update: updates name the version they read (optimistic concurrency)."""
+    created_at: str
+    updated_at: str
+
+
+class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: str
+    amount: int
+    currency: str
+    nonce: str
+    owner: str | None = None
+    customer_id: str | None = None
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields an update changes; UNSET fields are left alone."""
+
+    amount: int | msgspec.UnsetType = msgspec.UNSET
+    status: PaymentStatus | msgspec.UnsetType = msgspec.UNSET
+    payment_intent_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    customer_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    amount_received: int | msgspec.UnsetType = msgspec.UNSET
+    amount_refunded: int | msgspec.UnsetType = msgspec.UNSET
+    attempt: int | msgspec.UnsetType = msgspec.UNSET
+    last_error: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class PaymentIntentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Every PaymentIntent ever made for an order (the order points at the current one)."""
+
+    id: str
+    order_id: str
+    attempt: int
+    amount: int
+    currency: str
+    status: str
+    created_at: str
+    updated_at: str
+
+
+class Refund(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    """Stripe's refund id (`re_…`)."""
+    order_id: str
+    payment_intent_id: str
+    amount: int
+    currency: str
+    status: str
+    reason: str | None
+    requested_by: str
+    idempotency_key: str
+    created_at: str
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
+    """A Stripe Customer we created, found again by a hash of the e-mail (the address itself is not stored)."""
+
+    email_hash: str
+    customer_id: str
+    created_at: str
+
+
+class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    """Stripe's event id (`evt_…`): one row per event, whatever the number of deliveries."""
+    type: str
+    created: int
+    """Stripe's `created` (Unix seconds)."""
+    payload: bytes
+    """The raw body as signed by Stripe."""
+    status: WebhookEventStatus
+    received_at: str
+    applied_at: str | None
+    deliveries: int
+    note: str | None
+    """Why it was ignored, or the last error applying it."""
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of an operation of ours that must happen once per key (a refund request, say)."""
+
+    key: str
+    operation: str
+    request_hash: str
+    """A hash of the request's parameters: the same key with other parameters is refused."""
+    response: bytes | None
+    """The encoded outcome once done; None while the operation is in progress."""
+    created_at: str
+    expires_at: str
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of the audit trail: what changed, when, by whom, from which request."""
+
+    action: str
+    """e.g. `order.created`, `order.amount_changed`, `payment_intent.created`, `refund.created`."""
+    actor: str
+    """The caller's id, `operator:<name>` for commands, `stripe` for webhooks, `anonymous` otherwise."""
+    request_id: str | None
+    order_id: str | None
+    details: dict[str, object] = msgspec.field(default_factory=dict)
+    at: str = ""
+    """Filled by the store when written, if empty."""
+    id: int | None = None
+    """Filled by the store."""

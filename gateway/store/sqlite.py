@@ -1,0 +1,508 @@
+"""The SQLite backend of `Store`, on aiosqlite: one connection, one explicit transaction per method.
+
+aiosqlite runs every statement of a connection on one worker thread, in order. Two tasks interleaving their
+BEGIN … COMMIT on it would mix their transactions, so an asyncio.Lock is held for a whole transaction. That lock
+only shares the connection; it decides nothing. Who created an order, whether a version is still current, who
+claimed a key: the database settles those (primary keys, `ON CONFLICT`, `UPDATE … WHERE version = ?` and the
+row count), so two processes on one file keep the same guarantees. Writes begin with `BEGIN IMMEDIATE`: a
+second writer waits (busy_timeout) for the write lock up front instead of failing when it first writes.
+
+Cancellation is safe because the worker runs statements first in, first out: once a task has queued its
+ROLLBACK, the next transaction's BEGIN runs after it, even if the cancelled task never saw the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import enum
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Final, TypeVar
+
+import aiosqlite
+import msgspec
+
+from gateway.codec import js_iso
+from gateway.store.base import (
+    IdempotencyMismatch,
+    OrderNotFound,
+    StaleOrder,
+    StoreError,
+    StoreUnavailable,
+)
+from gateway.store.migrations import apply_migrations
+from gateway.store.models import (
+    AuditEntry,
+    Customer,
+    IdempotencyRecord,
+    NewOrder,
+    Order,
+    OrderUpdate,
+    PaymentIntentRecord,
+    PaymentStatus,
+    Refund,
+)
+
+__all__ = ["BUSY_TIMEOUT_MS", "Clock", "SqliteStore", "utc_now"]
+
+BUSY_TIMEOUT_MS: Final = 5000
+"""How long a statement waits for another connection's lock before the store reports StoreUnavailable."""
+
+Clock = Callable[[], datetime.datetime]
+"""Where the store reads the time (tests pass one that moves only when told)."""
+
+_PRAGMAS: Final = (
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA synchronous = NORMAL",  # durable across application crashes in WAL; a power cut may lose the last
+    "PRAGMA foreign_keys = ON",  # off by default in SQLite, per connection
+)
+"""Per-connection settings, set on every open (journal_mode=WAL is set apart: see `_enable_wal`)."""
+
+_UNAVAILABLE_CODES: Final = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+"""Primary result codes of transient trouble (busy, locked, I/O, disk full): worth a retry, not a bug."""
+
+_CLOSED_MESSAGES: Final = frozenset({"Connection closed", "no active connection"})
+"""What aiosqlite raises (as ValueError) when used after close."""
+
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _columns(struct: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The columns of a table that mirrors `struct` field by field."""
+    return struct.__struct_fields__
+
+
+_ORDER_COLUMNS: Final = _columns(Order)
+_INTENT_COLUMNS: Final = _columns(PaymentIntentRecord)
+_REFUND_COLUMNS: Final = _columns(Refund)
+_CUSTOMER_COLUMNS: Final = _columns(Customer)
+_IDEMPOTENCY_COLUMNS: Final = _columns(IdempotencyRecord)
+_AUDIT_COLUMNS: Final = ("id", "at", "actor", "request_id", "order_id", "action", "details")
+
+
+def _select(table: str, columns: Sequence[str], rest: str) -> str:
+    # Table and column names are constants of this module (the models' fields), never input.
+    return f"SELECT {', '.join(columns)} FROM {table} {rest}"  # noqa: S608
+
+
+def _insert(table: str, columns: Sequence[str], conflict: str) -> str:
+    placeholders = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
+
+
+_SELECT_ORDER: Final = _select("orders", _ORDER_COLUMNS, "WHERE order_id = ?")
+_SELECT_ORDER_BY_INTENT: Final = _select("orders", _ORDER_COLUMNS, "WHERE payment_intent_id = ?")
+_INSERT_ORDER: Final = _insert("orders", _ORDER_COLUMNS, "ON CONFLICT (order_id) DO NOTHING")
+_UPSERT_INTENT: Final = _insert(
+    "payment_intents",
+    _INTENT_COLUMNS,
+    # An id already recorded for another order is left alone (the row count says so, and the caller fails).
+    "ON CONFLICT (id) DO UPDATE SET attempt = excluded.attempt, amount = excluded.amount,"
+    " currency = excluded.currency, status = excluded.status, updated_at = excluded.updated_at"
+    " WHERE payment_intents.order_id = excluded.order_id",
+)
+_SELECT_INTENTS: Final = _select(
+    "payment_intents", _INTENT_COLUMNS, "WHERE order_id = ? ORDER BY created_at, attempt, id"
+)
+_INSERT_REFUND: Final = _insert("refunds", _REFUND_COLUMNS, "ON CONFLICT (id) DO NOTHING")
+_SELECT_REFUNDS: Final = _select("refunds", _REFUND_COLUMNS, "WHERE order_id = ? ORDER BY created_at, id")
+_INSERT_CUSTOMER: Final = _insert("customers", _CUSTOMER_COLUMNS, "ON CONFLICT (email_hash) DO NOTHING")
+_SELECT_CUSTOMER: Final = _select("customers", _CUSTOMER_COLUMNS, "WHERE email_hash = ?")
+_CLAIM_KEY: Final = _insert(
+    "idempotency_records",
+    _IDEMPOTENCY_COLUMNS,
+    # Replaces a record only once it has expired; a live one stays and the row count is 0.
+    "ON CONFLICT (key) DO UPDATE SET operation = excluded.operation, request_hash = excluded.request_hash,"
+    " response = excluded.response, created_at = excluded.created_at, expires_at = excluded.expires_at"
+    " WHERE idempotency_records.expires_at <= excluded.created_at",
+)
+_SELECT_KEY: Final = _select("idempotency_records", _IDEMPOTENCY_COLUMNS, "WHERE key = ?")
+_INSERT_AUDIT: Final = _insert("audit_log", _AUDIT_COLUMNS[1:], "")
+_SELECT_AUDIT: Final = _select("audit_log", _AUDIT_COLUMNS, "ORDER BY id DESC LIMIT ?")
+_SELECT_AUDIT_OF_ORDER: Final = _select(
+    "audit_log", _AUDIT_COLUMNS, "WHERE order_id = ? ORDER BY id DESC LIMIT ?"
+)
+
+_details_decoder: Final = msgspec.json.Decoder(dict[str, object])
+
+
+class SqliteStore:
+    """`Store` on one SQLite file. Share one instance between tasks; open it with `SqliteStore.open`."""
+
+    def __init__(self, connection: aiosqlite.Connection, clock: Clock = utc_now) -> None:
+        """Wrap a connection already set up by `open` (autocommit mode, pragmas, migrations)."""
+        self._connection: aiosqlite.Connection | None = connection
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, clock: Clock = utc_now) -> SqliteStore:
+        """Open (creating if needed) the database at `path`, set the pragmas and apply the migrations."""
+        try:
+            # isolation_level=None: no implicit transactions; every BEGIN and COMMIT here is explicit.
+            connection = await aiosqlite.connect(
+                os.fspath(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+        except sqlite3.Error as error:
+            raise _translate_sqlite(error) from error
+        try:
+            for pragma in _PRAGMAS:
+                await connection.execute(pragma)
+            await _enable_wal(connection)
+            await apply_migrations(connection, lambda: js_iso(clock()))
+        except BaseException as error:
+            await connection.close()
+            if isinstance(error, sqlite3.Error):
+                raise _translate_sqlite(error) from error
+            raise
+        return cls(connection, clock)
+
+    async def close(self) -> None:
+        """Close the connection once the transaction under way (if any) is over. Idempotent."""
+        async with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                await connection.close()
+
+    async def ping(self) -> None:
+        async with self._transaction(write=False) as conn:
+            await conn.execute_fetchall("SELECT 1")
+
+    # -- orders ------------------------------------------------------------------------------------------------
+
+    async def create_order(self, new: NewOrder, audit: AuditEntry) -> tuple[Order, bool]:
+        now = self._now()
+        order = Order(
+            order_id=new.order_id,
+            amount=new.amount,
+            currency=new.currency,
+            status=PaymentStatus.CREATING,
+            payment_intent_id=None,
+            customer_id=new.customer_id,
+            amount_received=0,
+            amount_refunded=0,
+            attempt=1,
+            nonce=new.nonce,
+            owner=new.owner,
+            last_error=None,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        audit_row = _audit_row(audit, now)
+        async with self._transaction(write=True) as conn:
+            created = await _execute(conn, _INSERT_ORDER, _row(order, _ORDER_COLUMNS)) == 1
+            if created:
+                await _execute(conn, _INSERT_AUDIT, audit_row)
+            stored = await _fetch_order(conn, new.order_id)
+        if stored is None:  # pragma: no cover - the row was inserted or already there, in this transaction
+            raise StoreError(f"order {new.order_id} is missing right after its insert")
+        return stored, created
+
+    async def get_order(self, order_id: str) -> Order | None:
+        async with self._transaction(write=False) as conn:
+            return await _fetch_order(conn, order_id)
+
+    async def find_order_by_payment_intent(self, payment_intent_id: str) -> Order | None:
+        async with self._transaction(write=False) as conn:
+            rows = await _fetch(
+                conn, "SELECT order_id FROM payment_intents WHERE id = ?", (payment_intent_id,)
+            )
+            if rows:
+                return await _fetch_order(conn, str(rows[0][0]))
+            # The current intent is normally in the history too; this covers an update that set only the pointer.
+            rows = await _fetch(conn, _SELECT_ORDER_BY_INTENT, (payment_intent_id,))
+            return _decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
+
+    async def update_order(
+        self,
+        order_id: str,
+        expected_version: int,
+        update: OrderUpdate,
+        audit: AuditEntry,
+        intent: PaymentIntentRecord | None = None,
+    ) -> Order:
+        if intent is not None and intent.order_id != order_id:
+            raise ValueError(f"payment intent {intent.id} is for order {intent.order_id}, not {order_id}")
+        now = self._now()
+        changes = {
+            field: value
+            for field in _columns(OrderUpdate)
+            if (value := getattr(update, field)) is not msgspec.UNSET
+        }
+        assignments = "".join(f"{column} = ?, " for column in changes)
+        sql = (
+            f"UPDATE orders SET {assignments}version = version + 1, updated_at = ?"  # noqa: S608 - model fields
+            " WHERE order_id = ? AND version = ?"
+        )
+        params = [*map(_sql_value, changes.values()), now, order_id, expected_version]
+        audit_row = _audit_row(audit, now)
+        async with self._transaction(write=True) as conn:
+            if await _execute(conn, sql, params) == 0:
+                current = await _fetch_order(conn, order_id)
+                if current is None:
+                    raise OrderNotFound(order_id)
+                raise StaleOrder(f"order {order_id} is at version {current.version}, not {expected_version}")
+            if intent is not None:
+                intent_row = msgspec.structs.replace(
+                    intent, created_at=intent.created_at or now, updated_at=intent.updated_at or now
+                )
+                if await _execute(conn, _UPSERT_INTENT, _row(intent_row, _INTENT_COLUMNS)) == 0:
+                    raise StoreError(f"payment intent {intent.id} is already recorded for another order")
+            await _execute(conn, _INSERT_AUDIT, audit_row)
+            updated = await _fetch_order(conn, order_id)
+        assert updated is not None
+        return updated
+
+    async def raise_amount_refunded(self, order_id: str, amount_refunded: int, audit: AuditEntry) -> Order:
+        now = self._now()
+        audit_row = _audit_row(audit, now)
+        async with self._transaction(write=True) as conn:
+            raised = await _execute(
+                conn,
+                "UPDATE orders SET amount_refunded = ?, version = version + 1, updated_at = ?"
+                " WHERE order_id = ? AND amount_refunded < ?",
+                (amount_refunded, now, order_id, amount_refunded),
+            )
+            if raised:
+                await _execute(conn, _INSERT_AUDIT, audit_row)
+            order = await _fetch_order(conn, order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
+    async def list_payment_intents(self, order_id: str) -> list[PaymentIntentRecord]:
+        async with self._transaction(write=False) as conn:
+            rows = await _fetch(conn, _SELECT_INTENTS, (order_id,))
+        return [_decode(row, _INTENT_COLUMNS, PaymentIntentRecord) for row in rows]
+
+    # -- refunds -----------------------------------------------------------------------------------------------
+
+    async def add_refund(self, refund: Refund, audit: AuditEntry) -> bool:
+        now = self._now()
+        row = _row(msgspec.structs.replace(refund, created_at=refund.created_at or now), _REFUND_COLUMNS)
+        audit_row = _audit_row(audit, now)
+        async with self._transaction(write=True) as conn:
+            added = await _execute(conn, _INSERT_REFUND, row) == 1
+            if added:
+                await _execute(conn, _INSERT_AUDIT, audit_row)
+        return added
+
+    async def list_refunds(self, order_id: str) -> list[Refund]:
+        async with self._transaction(write=False) as conn:
+            rows = await _fetch(conn, _SELECT_REFUNDS, (order_id,))
+        return [_decode(row, _REFUND_COLUMNS, Refund) for row in rows]
+
+    # -- customers ---------------------------------------------------------------------------------------------
+
+    async def get_customer(self, email_hash: str) -> Customer | None:
+        async with self._transaction(write=False) as conn:
+            rows = await _fetch(conn, _SELECT_CUSTOMER, (email_hash,))
+        return _decode(rows[0], _CUSTOMER_COLUMNS, Customer) if rows else None
+
+    async def add_customer(self, customer: Customer) -> Customer:
+        row = _row(
+            msgspec.structs.replace(customer, created_at=customer.created_at or self._now()),
+            _CUSTOMER_COLUMNS,
+        )
+        async with self._transaction(write=True) as conn:
+            await _execute(conn, _INSERT_CUSTOMER, row)
+            rows = await _fetch(conn, _SELECT_CUSTOMER, (customer.email_hash,))
+        return _decode(rows[0], _CUSTOMER_COLUMNS, Customer)
+
+    # -- idempotency -------------------------------------------------------------------------------------------
+
+    async def claim_idempotency_key(
+        self, key: str, operation: str, request_hash: str, ttl_seconds: int
+    ) -> tuple[IdempotencyRecord, bool]:
+        if ttl_seconds < 0:
+            raise ValueError(f"ttl_seconds must not be negative: {ttl_seconds}")
+        moment = self._clock()
+        claim = IdempotencyRecord(
+            key=key,
+            operation=operation,
+            request_hash=request_hash,
+            response=None,
+            created_at=js_iso(moment),
+            expires_at=js_iso(moment + datetime.timedelta(seconds=ttl_seconds)),
+        )
+        async with self._transaction(write=True) as conn:
+            if await _execute(conn, _CLAIM_KEY, _row(claim, _IDEMPOTENCY_COLUMNS)) == 1:
+                return claim, True
+            rows = await _fetch(conn, _SELECT_KEY, (key,))
+        held = _decode(rows[0], _IDEMPOTENCY_COLUMNS, IdempotencyRecord)
+        if held.request_hash != request_hash or held.operation != operation:
+            raise IdempotencyMismatch(f"idempotency key {key!r} was used with other parameters")
+        return held, False
+
+    async def complete_idempotency_key(self, key: str, response: bytes) -> None:
+        async with self._transaction(write=True) as conn:
+            await _execute(conn, "UPDATE idempotency_records SET response = ? WHERE key = ?", (response, key))
+
+    async def release_idempotency_key(self, key: str) -> None:
+        # Only an in-progress claim: a completed outcome must keep answering retries until it expires.
+        async with self._transaction(write=True) as conn:
+            await _execute(conn, "DELETE FROM idempotency_records WHERE key = ? AND response IS NULL", (key,))
+
+    # -- audit -------------------------------------------------------------------------------------------------
+
+    async def list_audit(self, order_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        if limit < 0:
+            raise ValueError(f"limit must not be negative: {limit}")
+        async with self._transaction(write=False) as conn:
+            if order_id is None:
+                rows = await _fetch(conn, _SELECT_AUDIT, (limit,))
+            else:
+                rows = await _fetch(conn, _SELECT_AUDIT_OF_ORDER, (order_id, limit))
+        return [_audit_entry(row) for row in rows]
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return js_iso(self._clock())
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction, alone on the connection: commits if the block returns, rolls back if it raises.
+
+        sqlite3 errors (and use after close) come out as StoreError / StoreUnavailable; the store's own errors
+        (StaleOrder…) pass through, after the rollback.
+        """
+        async with self._lock:
+            conn = self._connection
+            if conn is None:
+                raise StoreUnavailable("the store is closed")
+            try:
+                try:
+                    # BEGIN inside the rollback's reach: if we are cancelled while it is queued, it still runs.
+                    # Reads take a deferred transaction: a consistent snapshot that never blocks the writer (WAL).
+                    await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    yield conn
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    await _rollback(conn)
+                    raise
+            except (sqlite3.Error, ValueError) as error:
+                translated = _translate(error)
+                if translated is None:
+                    raise
+                raise translated from error
+
+
+async def _enable_wal(connection: aiosqlite.Connection) -> None:
+    """Switch the file to WAL (readers never block the writer, nor it them); it stays so for every later open.
+
+    Two processes switching a fresh file at once: one gets SQLITE_BUSY at once, without the busy handler's wait
+    (SQLite refuses to wait there, as that could deadlock). So the switch is retried here, for as long as
+    busy_timeout would have waited.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            rows = list(await connection.execute_fetchall("PRAGMA journal_mode = WAL"))
+            break
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or loop.time() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    mode = str(rows[0][0]).lower()
+    if mode != "wal":
+        raise StoreError(
+            f"the database cannot use WAL (journal_mode stays {mode!r}): is it on a network drive?"
+        )
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """Undo the transaction under way. Queued before anything another task sends, even if we are cancelled."""
+    with contextlib.suppress(sqlite3.Error, ValueError):
+        # Nothing to undo when BEGIN failed or SQLite already rolled back (I/O error, full disk); the original
+        # error is the one worth raising.
+        await conn.execute("ROLLBACK")
+
+
+def _translate(error: BaseException) -> StoreError | None:
+    """The store's error for a sqlite3/aiosqlite one; None for an error that is not the database's."""
+    if isinstance(error, sqlite3.Error):
+        return _translate_sqlite(error)
+    if isinstance(error, ValueError) and str(error) in _CLOSED_MESSAGES:
+        return StoreUnavailable("the store's connection is closed")
+    return None
+
+
+def _translate_sqlite(error: sqlite3.Error) -> StoreError:
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _UNAVAILABLE_CODES:
+        return StoreUnavailable(f"database unavailable: {error}")
+    if isinstance(error, sqlite3.ProgrammingError) and "closed" in str(error):
+        return StoreUnavailable(f"database unavailable: {error}")
+    return StoreError(f"database error: {error}")
+
+
+async def _execute(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> int:
+    """Run one statement; returns how many rows it changed."""
+    async with conn.execute(sql, params) as cursor:
+        return cursor.rowcount
+
+
+async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+    return list(await conn.execute_fetchall(sql, params))
+
+
+async def _fetch_order(conn: aiosqlite.Connection, order_id: str) -> Order | None:
+    rows = await _fetch(conn, _SELECT_ORDER, (order_id,))
+    return _decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
+
+
+def _decode(row: Sequence[object], columns: Sequence[str], struct: type[_S]) -> _S:
+    """A row back into its model, validated: a value the model does not allow (a corrupt row) is an error."""
+    try:
+        return msgspec.convert(dict(zip(columns, row, strict=True)), type=struct)
+    except msgspec.ValidationError as error:
+        raise StoreError(f"unreadable {struct.__name__} row: {error}") from error
+
+
+def _sql_value(value: object) -> object:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _row(record: msgspec.Struct, columns: Sequence[str]) -> list[object]:
+    return [_sql_value(getattr(record, column)) for column in columns]
+
+
+def _audit_row(audit: AuditEntry, now: str) -> list[object]:
+    """Encoded before the transaction starts, so an unencodable `details` fails without touching the database."""
+    details = msgspec.json.encode(audit.details).decode()
+    return [audit.at or now, audit.actor, audit.request_id, audit.order_id, audit.action, details]
+
+
+def _audit_entry(row: Sequence[Any]) -> AuditEntry:
+    entry_id, at, actor, request_id, order_id, action, details = row
+    return AuditEntry(
+        id=entry_id,
+        at=at,
+        actor=actor,
+        request_id=request_id,
+        order_id=order_id,
+        action=action,
+        details=_details_decoder.decode(details),
+    )

@@ -1,0 +1,597 @@
+"""The store's contract (base.Store), run against real SQLite files.
+
+Everything above the "SQLite only" section goes through the `store` fixture and the Protocol alone, so it can be
+parametrised over the PostgreSQL backend later; the tests below it check SQLite's pragmas, migrations and URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import aiosqlite
+import msgspec
+import pytest
+
+from gateway.store import (
+    AuditEntry,
+    Customer,
+    IdempotencyMismatch,
+    NewOrder,
+    OrderNotFound,
+    OrderUpdate,
+    PaymentIntentRecord,
+    PaymentStatus,
+    Refund,
+    StaleOrder,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    open_store,
+    sqlite_path,
+)
+from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
+from gateway.store.sqlite import SqliteStore
+from tests.store.conftest import FakeClock, StoreOpener
+
+ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+
+def new_order(order_id: str = "ord_1", amount: int = 1500) -> NewOrder:
+    return NewOrder(order_id=order_id, amount=amount, currency="eur", nonce="n0nce", owner="user_1")
+
+
+def audit(action: str, order_id: str | None = "ord_1", **details: object) -> AuditEntry:
+    return AuditEntry(action=action, actor="user_1", request_id="req_1", order_id=order_id, details=details)
+
+
+def intent(
+    intent_id: str = "pi_1",
+    order_id: str = "ord_1",
+    status: str = "requires_payment_method",
+    attempt: int = 1,
+    amount: int = 1500,
+) -> PaymentIntentRecord:
+    return PaymentIntentRecord(
+        id=intent_id,
+        order_id=order_id,
+        attempt=attempt,
+        amount=amount,
+        currency="eur",
+        status=status,
+        created_at="",
+        updated_at="",
+    )
+
+
+def refund(refund_id: str, created_at: str, key: str | None = None, order_id: str = "ord_1") -> Refund:
+    return Refund(
+        id=refund_id,
+        order_id=order_id,
+        payment_intent_id="pi_1",
+        amount=500,
+        currency="eur",
+        status="succeeded",
+        reason=None,
+        requested_by="operator:alice",
+        idempotency_key=key or f"key_{refund_id}",
+        created_at=created_at,
+    )
+
+
+# -- orders ----------------------------------------------------------------------------------------------------
+
+
+async def test_create_order_creates_once_and_audits_once(store: Store) -> None:
+    order, created = await store.create_order(new_order(), audit("order.created"))
+    assert created
+    assert (order.order_id, order.amount, order.currency, order.nonce, order.owner) == (
+        "ord_1",
+        1500,
+        "eur",
+        "n0nce",
+        "user_1",
+    )
+    assert order.status is PaymentStatus.CREATING
+    assert (order.amount_received, order.amount_refunded, order.attempt, order.version) == (0, 0, 1, 1)
+    assert order.payment_intent_id is None
+    assert order.last_error is None
+    assert ISO.match(order.created_at)
+    assert order.updated_at == order.created_at
+
+    again, created_again = await store.create_order(new_order(amount=9999), audit("order.created"))
+    assert not created_again
+    assert again == order  # the stored one, not the second request
+    assert [entry.action for entry in await store.list_audit()] == ["order.created"]
+    assert await store.get_order("ord_1") == order
+
+
+async def test_concurrent_create_order_creates_exactly_once(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.create_order(new_order(), audit("order.created")) for _ in range(20))
+    )
+    assert sum(created for _, created in results) == 1
+    assert len({order for order, _ in results}) == 1
+    assert len(await store.list_audit(order_id="ord_1")) == 1
+
+
+async def test_two_instances_racing_create_exactly_once(open_instance: StoreOpener) -> None:
+    first, second = await open_instance(), await open_instance()
+    calls = [
+        (first if i % 2 else second).create_order(new_order(), audit("order.created")) for i in range(20)
+    ]
+    results = await asyncio.gather(*calls)
+    assert sum(created for _, created in results) == 1
+    assert len({order for order, _ in results}) == 1
+    assert len(await first.list_audit()) == 1
+    assert await second.get_order("ord_1") == results[0][0]
+
+
+async def test_get_order_of_unknown_id_is_none(store: Store) -> None:
+    assert await store.get_order("nope") is None
+
+
+async def test_find_order_by_current_and_replaced_intent(store: Store) -> None:
+    order, _ = await store.create_order(new_order(), audit("order.created"))
+    order = await store.update_order(
+        "ord_1",
+        order.version,
+        OrderUpdate(status=PaymentStatus.CANCELED, payment_intent_id="pi_1"),
+        audit("payment_intent.created"),
+        intent("pi_1", status="canceled"),
+    )
+    order = await store.update_order(
+        "ord_1",
+        order.version,
+        OrderUpdate(status=PaymentStatus.REQUIRES_PAYMENT_METHOD, payment_intent_id="pi_2", attempt=2),
+        audit("payment_intent.replaced"),
+        intent("pi_2", attempt=2),
+    )
+    assert order.payment_intent_id == "pi_2"
+    assert await store.find_order_by_payment_intent("pi_2") == order
+    assert await store.find_order_by_payment_intent("pi_1") == order
+    assert await store.find_order_by_payment_intent("pi_unknown") is None
+    history = await store.list_payment_intents("ord_1")
+    assert [(record.id, record.attempt, record.status) for record in history] == [
+        ("pi_1", 1, "canceled"),
+        ("pi_2", 2, "requires_payment_method"),
+    ]
+
+
+async def test_update_order_changes_only_the_given_fields(store: Store) -> None:
+    created, _ = await store.create_order(new_order(), audit("order.created"))
+    updated = await store.update_order(
+        "ord_1",
+        1,
+        OrderUpdate(
+            status=PaymentStatus.REQUIRES_ACTION, customer_id="cus_1", last_error="card_declined: no"
+        ),
+        audit("order.payment_failed", code="card_declined"),
+    )
+    assert updated.version == 2
+    assert updated.updated_at > created.updated_at
+    assert updated.created_at == created.created_at
+    assert (updated.status, updated.customer_id, updated.last_error) == (
+        PaymentStatus.REQUIRES_ACTION,
+        "cus_1",
+        "card_declined: no",
+    )
+    # UNSET fields are left alone.
+    assert (updated.amount, updated.currency, updated.nonce, updated.owner, updated.attempt) == (
+        1500,
+        "eur",
+        "n0nce",
+        "user_1",
+        1,
+    )
+
+    cleared = await store.update_order(
+        "ord_1", 2, OrderUpdate(last_error=None, amount=2000), audit("order.amount_changed")
+    )
+    assert cleared.last_error is None  # None writes NULL, unlike UNSET
+    assert cleared.customer_id == "cus_1"
+    assert (cleared.amount, cleared.version) == (2000, 3)
+    assert await store.get_order("ord_1") == cleared
+    assert [entry.action for entry in await store.list_audit("ord_1")] == [
+        "order.amount_changed",
+        "order.payment_failed",
+        "order.created",
+    ]
+
+
+async def test_update_order_with_a_stale_version_writes_nothing(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    current = await store.update_order("ord_1", 1, OrderUpdate(amount=2000), audit("order.amount_changed"))
+
+    with pytest.raises(StaleOrder):
+        await store.update_order(
+            "ord_1",
+            1,
+            OrderUpdate(amount=3000, payment_intent_id="pi_1"),
+            audit("payment_intent.created"),
+            intent("pi_1", amount=3000),
+        )
+    assert await store.get_order("ord_1") == current
+    assert await store.list_payment_intents("ord_1") == []
+    assert await store.find_order_by_payment_intent("pi_1") is None
+    assert [entry.action for entry in await store.list_audit()] == ["order.amount_changed", "order.created"]
+
+
+async def test_update_order_of_unknown_order(store: Store) -> None:
+    with pytest.raises(OrderNotFound):
+        await store.update_order("nope", 1, OrderUpdate(amount=2000), audit("order.amount_changed", "nope"))
+    assert await store.list_audit() == []
+
+
+async def test_update_order_upserts_the_intent_by_id(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    await store.update_order(
+        "ord_1", 1, OrderUpdate(payment_intent_id="pi_1"), audit("payment_intent.created"), intent("pi_1")
+    )
+    [first] = await store.list_payment_intents("ord_1")
+    await store.update_order(
+        "ord_1",
+        2,
+        OrderUpdate(status=PaymentStatus.SUCCEEDED, amount_received=1500),
+        audit("payment_intent.succeeded"),
+        intent("pi_1", status="succeeded"),
+    )
+    [second] = await store.list_payment_intents("ord_1")
+    assert (second.id, second.status) == ("pi_1", "succeeded")
+    assert second.created_at == first.created_at
+    assert second.updated_at > first.updated_at
+
+
+async def test_update_order_failing_midway_leaves_no_trace(store: Store) -> None:
+    """The order row is updated first; the intent row then violates a CHECK: all of it is rolled back."""
+    before, _ = await store.create_order(new_order(), audit("order.created"))
+    with pytest.raises(StoreError) as raised:
+        await store.update_order(
+            "ord_1",
+            1,
+            OrderUpdate(status=PaymentStatus.PROCESSING, payment_intent_id="pi_bad"),
+            audit("payment_intent.created"),
+            intent("pi_bad", amount=0),
+        )
+    assert not isinstance(raised.value, StaleOrder | OrderNotFound | StoreUnavailable)
+    assert await store.get_order("ord_1") == before
+    assert await store.list_payment_intents("ord_1") == []
+    assert [entry.action for entry in await store.list_audit()] == ["order.created"]
+    # The connection is usable again: nothing was left half-open.
+    after = await store.update_order("ord_1", 1, OrderUpdate(amount=1600), audit("order.amount_changed"))
+    assert after.version == 2
+
+
+async def test_an_intent_cannot_move_to_another_order(store: Store) -> None:
+    await store.create_order(new_order("ord_1"), audit("order.created"))
+    other, _ = await store.create_order(new_order("ord_2"), audit("order.created", "ord_2"))
+    await store.update_order(
+        "ord_1", 1, OrderUpdate(payment_intent_id="pi_1"), audit("payment_intent.created"), intent("pi_1")
+    )
+    with pytest.raises(StoreError):
+        await store.update_order(
+            "ord_2",
+            1,
+            OrderUpdate(status=PaymentStatus.SUCCEEDED),
+            audit("payment_intent.created", "ord_2"),
+            intent("pi_1", order_id="ord_2", status="succeeded"),
+        )
+    assert await store.get_order("ord_2") == other
+    assert [record.status for record in await store.list_payment_intents("ord_1")] == [
+        "requires_payment_method"
+    ]
+    assert await store.list_payment_intents("ord_2") == []
+    with pytest.raises(ValueError, match="ord_1"):
+        await store.update_order("ord_2", 1, OrderUpdate(), audit("x", "ord_2"), intent("pi_9", "ord_1"))
+
+
+async def test_raise_amount_refunded_only_grows(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    raised = await store.raise_amount_refunded("ord_1", 500, audit("order.refunded", amount_refunded=500))
+    assert (raised.amount_refunded, raised.version) == (500, 2)
+
+    for late in (300, 500):
+        unchanged = await store.raise_amount_refunded("ord_1", late, audit("order.refunded"))
+        assert unchanged == raised
+
+    raised_again = await store.raise_amount_refunded(
+        "ord_1", 800, audit("order.refunded", amount_refunded=800)
+    )
+    assert (raised_again.amount_refunded, raised_again.version) == (800, 3)
+    assert [entry.details for entry in await store.list_audit() if entry.action == "order.refunded"] == [
+        {"amount_refunded": 800},
+        {"amount_refunded": 500},
+    ]
+
+
+async def test_raise_amount_refunded_of_unknown_order(store: Store) -> None:
+    with pytest.raises(OrderNotFound):
+        await store.raise_amount_refunded("nope", 100, audit("order.refunded", "nope"))
+    assert await store.list_audit() == []
+
+
+# -- refunds ---------------------------------------------------------------------------------------------------
+
+
+async def test_add_refund_once_and_list_oldest_first(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    later = refund("re_b", "2024-01-15T10:31:00.000Z")
+    earlier = refund("re_a", "2024-01-15T10:30:00.000Z")
+    assert await store.add_refund(later, audit("refund.created"))
+    assert not await store.add_refund(later, audit("refund.created"))
+    assert await store.add_refund(earlier, audit("refund.created"))
+    assert await store.list_refunds("ord_1") == [earlier, later]
+    assert await store.list_refunds("ord_other") == []
+    assert [entry.action for entry in await store.list_audit()].count("refund.created") == 2
+
+
+async def test_refund_idempotency_key_is_unique_and_order_must_exist(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    first = refund("re_a", "2024-01-15T10:30:00.000Z", key="same")
+    assert await store.add_refund(first, audit("refund.created"))
+    with pytest.raises(StoreError):
+        await store.add_refund(
+            refund("re_b", "2024-01-15T10:31:00.000Z", key="same"), audit("refund.created")
+        )
+    with pytest.raises(StoreError):
+        await store.add_refund(
+            refund("re_c", "2024-01-15T10:31:00.000Z", order_id="nope"), audit("x", "nope")
+        )
+    assert await store.list_refunds("ord_1") == [first]
+    assert [entry.action for entry in await store.list_audit()] == ["refund.created", "order.created"]
+
+
+# -- customers -------------------------------------------------------------------------------------------------
+
+
+async def test_customers_first_writer_wins(store: Store) -> None:
+    assert await store.get_customer("hash_1") is None
+    first = await store.add_customer(Customer(email_hash="hash_1", customer_id="cus_1", created_at=""))
+    assert (first.email_hash, first.customer_id) == ("hash_1", "cus_1")
+    assert ISO.match(first.created_at)
+    second = await store.add_customer(Customer(email_hash="hash_1", customer_id="cus_2", created_at=""))
+    assert second == first
+    assert await store.get_customer("hash_1") == first
+
+
+# -- idempotency -----------------------------------------------------------------------------------------------
+
+
+async def test_idempotency_claim_in_progress_then_done(store: Store) -> None:
+    record, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
+    assert claimed
+    assert (record.key, record.operation, record.request_hash, record.response) == (
+        "k1",
+        "refund",
+        "h1",
+        None,
+    )
+    assert record.expires_at > record.created_at
+
+    in_progress, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
+    assert not claimed
+    assert in_progress == record
+
+    await store.complete_idempotency_key("k1", b'{"refund":"re_1"}')
+    done, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
+    assert not claimed
+    assert done.response == b'{"refund":"re_1"}'
+    assert done.created_at == record.created_at
+
+
+async def test_idempotency_key_with_other_parameters_is_refused(store: Store) -> None:
+    await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
+    with pytest.raises(IdempotencyMismatch):
+        await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=3600)
+    await store.complete_idempotency_key("k1", b"done")
+    with pytest.raises(IdempotencyMismatch):
+        await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=3600)
+
+
+async def test_idempotency_release_makes_the_key_claimable(store: Store) -> None:
+    await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
+    await store.release_idempotency_key("k1")
+    _, claimed = await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=3600)
+    assert claimed
+
+
+async def test_idempotency_release_keeps_a_completed_outcome(store: Store) -> None:
+    await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
+    await store.complete_idempotency_key("k1", b"done")
+    await store.release_idempotency_key("k1")
+    record, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
+    assert not claimed
+    assert record.response == b"done"
+
+
+async def test_idempotency_expired_record_is_claimed_as_new(store: Store, clock: FakeClock) -> None:
+    old, _ = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=60)
+    await store.complete_idempotency_key("k1", b"done")
+    clock.advance(30)
+    _, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=60)
+    assert not claimed
+
+    clock.advance(31)
+    new, claimed = await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=60)
+    assert claimed
+    assert (new.request_hash, new.response) == ("h2", None)
+    assert new.created_at > old.expires_at
+    again, claimed = await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=60)
+    assert (again, claimed) == (new, False)
+
+
+async def test_concurrent_claims_have_one_winner(open_instance: StoreOpener) -> None:
+    first, second = await open_instance(), await open_instance()
+    claims = [
+        (first if i % 2 else second).claim_idempotency_key("k1", "refund", "h1", 3600) for i in range(10)
+    ]
+    results = await asyncio.gather(*claims)
+    assert sum(claimed for _, claimed in results) == 1
+
+
+# -- audit -----------------------------------------------------------------------------------------------------
+
+
+async def test_list_audit_newest_first_filtered_and_limited(store: Store) -> None:
+    await store.create_order(new_order("ord_1"), audit("order.created", "ord_1", amount=1500))
+    await store.create_order(new_order("ord_2"), audit("order.created", "ord_2"))
+    details: dict[str, object] = {"from": 1500, "to": 2000, "nested": {"list": [1, "two", None]}, "ok": True}
+    changed = AuditEntry(action="order.amount_changed", actor="user_1", request_id="req_1", order_id="ord_1")
+    await store.update_order(
+        "ord_1", 1, OrderUpdate(amount=2000), msgspec.structs.replace(changed, details=details)
+    )
+
+    everything = await store.list_audit()
+    assert [(entry.action, entry.order_id) for entry in everything] == [
+        ("order.amount_changed", "ord_1"),
+        ("order.created", "ord_2"),
+        ("order.created", "ord_1"),
+    ]
+    newest = everything[0]
+    assert newest.details == details
+    assert (newest.actor, newest.request_id) == ("user_1", "req_1")
+    assert ISO.match(newest.at)
+    ids = [entry.id for entry in everything]
+    assert all(isinstance(entry_id, int) for entry_id in ids)
+    assert len(set(ids)) == 3
+
+    assert await store.list_audit(order_id="ord_1") == [everything[0], everything[2]]
+    assert await store.list_audit(limit=2) == everything[:2]
+    assert await store.list_audit(order_id="ord_1", limit=1) == [everything[0]]
+    assert await store.list_audit(order_id="ord_3") == []
+
+
+async def test_audit_keeps_a_given_time(store: Store) -> None:
+    entry = AuditEntry(
+        action="order.created",
+        actor="stripe",
+        request_id=None,
+        order_id="ord_1",
+        at="2020-01-01T00:00:00.000Z",
+    )
+    await store.create_order(new_order(), entry)
+    [stored] = await store.list_audit()
+    assert (stored.at, stored.details, stored.request_id) == ("2020-01-01T00:00:00.000Z", {}, None)
+
+
+# -- availability ----------------------------------------------------------------------------------------------
+
+
+async def test_ping_and_closed_store(store: Store) -> None:
+    await store.ping()
+    await store.close()
+    await store.close()  # idempotent
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    with pytest.raises(StoreUnavailable):
+        await store.get_order("ord_1")
+    with pytest.raises(StoreUnavailable):
+        await store.create_order(new_order(), audit("order.created"))
+
+
+async def test_cancelled_calls_leave_whole_records_or_nothing(store: Store) -> None:
+    """Cancel create_order at every await point in turn: each order is then either absent or there with its
+    audit line, and the store keeps working (no transaction left open on the shared connection)."""
+    for step in range(12):
+        order_id = f"ord_{step}"
+        task = asyncio.create_task(store.create_order(new_order(order_id), audit("order.created", order_id)))
+        for _ in range(step):
+            await asyncio.sleep(0)  # a scheduling point, not a wait: lets the task run one more step
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        stored = await store.get_order(order_id)
+        lines = await store.list_audit(order_id=order_id)
+        assert len(lines) == (0 if stored is None else 1)
+    _, created = await store.create_order(new_order("ord_last"), audit("order.created", "ord_last"))
+    assert created
+
+
+# -- SQLite only: pragmas, migrations, URLs --------------------------------------------------------------------
+
+
+async def test_sqlite_pragmas(database: Path) -> None:
+    store = await SqliteStore.open(database)
+    try:
+        connection = store._connection
+        assert connection is not None
+        pragmas = {}
+        for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
+            [(value,)] = list(await connection.execute_fetchall(f"PRAGMA {name}"))
+            pragmas[name] = value
+        assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": 1}
+    finally:
+        await store.close()
+
+
+async def _migration_rows(database: Path) -> list[tuple[int, str, str]]:
+    async with aiosqlite.connect(database) as connection:
+        rows = await connection.execute_fetchall("SELECT version, name, applied_at FROM schema_migrations")
+        return [(int(version), str(name), str(at)) for version, name, at in rows]
+
+
+async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: Path) -> None:
+    assert LATEST_VERSION == MIGRATIONS[-1].version == 1
+    await (await SqliteStore.open(database)).close()
+    [(version, name, applied_at)] = await _migration_rows(database)
+    assert (version, name) == (1, "initial schema")
+    assert ISO.match(applied_at)
+
+    await (await SqliteStore.open(database)).close()  # reopening is a no-op
+    assert await _migration_rows(database) == [(version, name, applied_at)]
+    async with aiosqlite.connect(database, isolation_level=None) as connection:
+        assert await apply_migrations(connection, lambda: "x") == []
+        await connection.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (2, 'from the future', 'x')"
+        )
+
+    with pytest.raises(StoreError, match="version 2"):
+        await SqliteStore.open(database)
+
+
+async def test_sqlite_two_processes_migrate_a_fresh_file_together(database: Path) -> None:
+    stores = await asyncio.gather(SqliteStore.open(database), SqliteStore.open(database))
+    for store in stores:
+        await store.close()
+    assert [row[:2] for row in await _migration_rows(database)] == [(1, "initial schema")]
+
+
+async def test_open_store_relative_url_creates_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await open_store("sqlite:///data/nested/gateway.sqlite3")
+    try:
+        order, created = await store.create_order(new_order(), audit("order.created"))
+        assert created
+        assert ISO.match(order.created_at)  # the real clock writes the same format
+        [entry] = await store.list_audit()
+        assert ISO.match(entry.at)
+    finally:
+        await store.close()
+    assert (tmp_path / "data" / "nested" / "gateway.sqlite3").is_file()
+
+
+async def test_open_store_absolute_url(tmp_path: Path) -> None:
+    path = tmp_path / "abs" / "gateway.sqlite3"
+    url = f"sqlite:///{path}"
+    assert url.startswith("sqlite:////")
+    assert sqlite_path(url) == path
+    store = await open_store(url)
+    await store.ping()
+    await store.close()
+    assert path.is_file()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://user@localhost/gateway", "postgresql"),
+        ("sqlite://:memory:", "sqlite:///"),
+        ("sqlite:///", "sqlite:///"),
+        ("gateway.sqlite3", "not a database URL"),
+    ],
+)
+async def test_open_store_refuses_other_urls(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await open_store(url)
