@@ -10,6 +10,8 @@ from gateway.settings import Settings
 from tests.support.fixture_router import fixture_router
 from tests.support.server import RunningGateway, running_gateway
 
+pytest_plugins = ["tests.support.stripe_emulator"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def json_logs() -> None:
