@@ -210,8 +210,8 @@ def _unwrap(type_: Any, value: object) -> Any:
 def validation_issues(value: object, type_: Any, prefix: list[str | int] | None = None) -> list[Issue]:
     """Every problem with `value` as a `type_`, each with its field path. Empty when `value` is valid.
 
-    Structs are checked field by field and lists item by item (recursively) so that all problems are found, not
-    only the first one msgspec stops at.
+    Structs are checked field by field, lists item by item and dicts key by key (recursively) so that all problems
+    are found, not only the first one msgspec stops at.
     """
     path = prefix or []
     declared = type_
@@ -232,6 +232,12 @@ def validation_issues(value: object, type_: Any, prefix: list[str | int] | None 
         (item_type,) = typing.get_args(type_) or (Any,)
         for index, item in enumerate(value):
             issues.extend(validation_issues(item, item_type, [*path, index]))
+    elif typing.get_origin(type_) is dict and isinstance(value, dict):
+        # A record: a bad key or a bad value is reported at that key, as zod does (msgspec says only `...`).
+        key_type, item_type = typing.get_args(type_) or (Any, Any)
+        for key, item in value.items():
+            at = [*path, key]
+            issues.extend(validation_issues(key, key_type, at) or validation_issues(item, item_type, at))
     if issues:
         return issues
     # Item-wise fine (or not a struct/list), yet the whole may still fail: unknown fields, constraints on the

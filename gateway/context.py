@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.services import Services
 from gateway.settings import Settings
 
 __all__ = ["CallContext", "Caller"]
@@ -26,4 +27,6 @@ class CallContext:
     caller: Caller | None = None
     connection_params: dict[str, str] | None = None
     transport: str = "http"
+    services: Services = field(default_factory=Services)
+    """The application's services (payments, ...), shared by every request."""
     extras: dict[str, object] = field(default_factory=dict)

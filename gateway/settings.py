@@ -29,16 +29,43 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting the server and the commands read. Field name upper-cased = environment variable."""
 
     node_env: Annotated[str, _doc("`production` requires live keys and hides stack traces")] = "development"
-    stripe_secret_key: Annotated[str, _doc("Stripe secret key, `sk_live_…` or `sk_test_…`")] = (
-        "sk_test_local_emulator"  # noqa: S105 - a placeholder the local emulator accepts, not a secret
-    )
-    stripe_publishable_key: Annotated[str, _doc("Stripe publishable key, `pk_live_…` or `pk_test_…`")] = (
-        "pk_test_local_emulator"
-    )
+    stripe_secret_key: Annotated[
+        str,
+        _doc("Stripe secret key, `sk_live_…` or `sk_test_…`; empty (not in production): the local emulator"),
+    ] = ""
+    stripe_publishable_key: Annotated[str, _doc("Stripe publishable key, `pk_live_…` or `pk_test_…`")] = ""
     stripe_webhook_secret: Annotated[str, _doc("Webhook signing secret, `whsec_…`")] = ""
-    stripe_api_version: Annotated[str, _doc("Stripe API version pinned on every call")] = "2024-06-20"
+    stripe_api_version: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$", description="Stripe API version pinned on every call"
+        ),
+    ] = "2024-06-20"
+    stripe_api_base: Annotated[
+        str, _doc("Stripe API address; empty: Stripe itself (set by the gateway when it runs the emulator)")
+    ] = ""
+    stripe_timeout: Annotated[
+        float, msgspec.Meta(gt=0, le=80, description="Seconds a Stripe API call may take, retries apart")
+    ] = 20.0
+    stripe_max_network_retries: Annotated[
+        int, msgspec.Meta(ge=0, le=5, description="Retries of a Stripe call on network errors, 409 and 5xx")
+    ] = 2
     jwt_secret: Annotated[str, _doc("HMAC key for the app's bearer tokens")] = ""
     qr_secret: Annotated[str, _doc("HMAC key for signed QR codes")] = ""
+    database_url: Annotated[
+        str,
+        _doc("Where orders, refunds and events are kept: `sqlite:///relative/path` or `sqlite:////abs/path`"),
+    ] = "sqlite:///data/gateway.sqlite3"
+    gateway_admin_token: Annotated[
+        str,
+        _doc("Bearer token that may call admin procedures (`stripe.refund`) over HTTP; empty: nobody may"),
+    ] = ""
+    gateway_native_pay_cache_ttl: Annotated[
+        float, msgspec.Meta(ge=0, description="Seconds a domain's Apple Pay / Google Pay answer is cached")
+    ] = 300.0
+    gateway_public_url: Annotated[
+        str, _doc("The gateway's public address (webhook URL); empty: http://GATEWAY_HOST:GATEWAY_PORT")
+    ] = ""
     gateway_host: Annotated[str, _doc("Address to listen on")] = "127.0.0.1"
     gateway_port: Annotated[int, msgspec.Meta(ge=0, le=65535, description="Port to listen on")] = 3000
     gateway_merchant_display_name: Annotated[str, _doc("Name the PaymentSheet shows")] = "Votre Boutique"
@@ -79,6 +106,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def stripe_test_mode(self) -> bool:
         return not self.stripe_secret_key.startswith(LIVE_SECRET_KEY_PREFIXES)
+
+    @property
+    def uses_emulator(self) -> bool:
+        """No Stripe key outside production: the gateway runs the local Stripe emulator."""
+        return not self.stripe_secret_key and not self.is_production
+
+    @property
+    def public_url(self) -> str:
+        return (self.gateway_public_url or f"http://{self.gateway_host}:{self.gateway_port}").rstrip("/")
 
 
 SETTING_DOCS: dict[str, str] = {
@@ -133,7 +169,11 @@ def check_production(settings: Settings) -> None:
     if not settings.is_production:
         return
     problems = []
-    if not settings.stripe_secret_key.startswith(LIVE_SECRET_KEY_PREFIXES):
+    if not settings.stripe_secret_key:
+        problems.append(
+            "STRIPE_SECRET_KEY is required when NODE_ENV=production (the emulator is for development)"
+        )
+    elif not settings.stripe_secret_key.startswith(LIVE_SECRET_KEY_PREFIXES):
         problems.append("STRIPE_SECRET_KEY must be a live key (sk_live_…) when NODE_ENV=production")
     if not settings.stripe_publishable_key.startswith("pk_live_"):
         problems.append("STRIPE_PUBLISHABLE_KEY must be a live key (pk_live_…) when NODE_ENV=production")

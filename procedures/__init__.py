@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.registry import Router
-from procedures import stripe_config
+from procedures import stripe_config, stripe_payments
 
 __all__ = ["build_router"]
 
@@ -12,6 +12,7 @@ def build_router() -> Router:
     """The production router: `stripe.*`."""
     stripe = Router()
     stripe_config.register(stripe)
+    stripe_payments.register(stripe)
     root = Router()
     root.include("stripe", stripe)
     return root

@@ -2,34 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from aiohttp import web
+from loguru import logger
 
 from gateway.http.observe import request_observer
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
 from gateway.logs import BufferedLog
+from gateway.payments import PAYMENTS, PaymentService
 from gateway.registry import Registry, Router
+from gateway.services import Services
 from gateway.settings import Settings
+from gateway.store import open_store
+from gateway.stripe_api import StripeApi
 from gateway.trpc.resolver import TrpcResolver
 
-__all__ = ["REQUEST_LOG", "create_app", "runner_options"]
+__all__ = ["REQUEST_LOG", "SERVICES", "create_app", "runner_options"]
 
 REQUEST_LOG: Final = web.AppKey("request_log", BufferedLog)
+SERVICES: Final = web.AppKey("services", Services)
+"""What procedures use (the payment service, ...); filled at start-up for the production app."""
 
 
-def create_app(settings: Settings, router: Router | None = None) -> web.Application:
-    """The gateway application. `router` defaults to the production procedures; tests pass their own."""
+def create_app(
+    settings: Settings, router: Router | None = None, services: Services | None = None
+) -> web.Application:
+    """The gateway application.
+
+    With no `router`, the production procedures, and (unless `services` are given) the production services: the
+    store and the Stripe client, opened at start-up and closed at shutdown. Tests and benchmarks pass their own
+    router, and the services it needs, if any.
+    """
+    opens_payment_services = router is None and services is None
     if router is None:
         from procedures import build_router
 
         router = build_router()
+    services = services if services is not None else Services()
     registry = Registry(router)
     request_log = BufferedLog(settings.gateway_log_level)
     observed = request_observer(request_log)
     app = web.Application(client_max_size=settings.gateway_max_body_bytes)
     app[REQUEST_LOG] = request_log
-    route = TrpcRoute(TrpcResolver(registry, settings))
+    app[SERVICES] = services
+    if opens_payment_services:
+        app.cleanup_ctx.append(_payment_services(settings, services))
+    route = TrpcRoute(TrpcResolver(registry, settings), services)
     # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
     app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", observed(route.handle))
     # Every route goes through `observed`; this one stays last (it would shadow routes added after it), so that an
@@ -37,6 +57,25 @@ def create_app(settings: Settings, router: Router | None = None) -> web.Applicat
     app.router.add_route("*", r"/{tail:[\s\S]*}", observed(_not_found))
     app.on_cleanup.append(_flush_log)
     return app
+
+
+def _payment_services(
+    settings: Settings, services: Services
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def open_and_close(_: web.Application) -> AsyncIterator[None]:
+        store = await open_store(settings.database_url)
+        stripe = StripeApi(settings)
+        services[PAYMENTS] = PaymentService(store, stripe, settings)
+        logger.bind(
+            database=settings.database_url.split("://", 1)[0], stripeApi=settings.stripe_api_base or "stripe"
+        ).info("payment_services_ready")
+        try:
+            yield
+        finally:
+            await stripe.close()
+            await store.close()
+
+    return open_and_close
 
 
 async def _not_found(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,9 @@ from loguru import logger
 
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
+from gateway.http.auth import caller_from_authorization
 from gateway.http.observe import REQUEST_ID, REQUEST_ID_HEADER
+from gateway.services import Services
 from gateway.trpc.resolver import TrpcRequest, TrpcResolver
 
 __all__ = ["TRPC_PREFIX", "TrpcRoute"]
@@ -20,10 +22,12 @@ TRPC_PREFIX: Final = "/trpc"
 class TrpcRoute:
     """Handles every method on `/trpc` and below."""
 
-    def __init__(self, resolver: TrpcResolver) -> None:
+    def __init__(self, resolver: TrpcResolver, services: Services) -> None:
         self._resolver = resolver
         self._settings = resolver.settings
+        self._services = services
         self._body_limit = resolver.settings.gateway_max_body_bytes
+        self._admin_token = resolver.settings.gateway_admin_token
 
     async def _read_body(self, request: web.Request) -> tuple[bytes | None, TRPCError | None]:
         length = request.content_length
@@ -50,7 +54,13 @@ class TrpcRoute:
         if tail and tail[0] != "/":
             raise web.HTTPNotFound()
         body, body_error = (None, None) if request.method == "GET" else await self._read_body(request)
-        ctx = CallContext(request_id=request[REQUEST_ID], settings=self._settings)
+        authorization = request.headers.get("authorization")
+        ctx = CallContext(
+            request_id=request[REQUEST_ID],
+            settings=self._settings,
+            services=self._services,
+            caller=caller_from_authorization(authorization, self._admin_token) if authorization else None,
+        )
         result = await self._resolver.resolve(
             TrpcRequest(request.method, tail, request.query, request.headers, body, body_error), ctx
         )

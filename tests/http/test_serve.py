@@ -62,34 +62,58 @@ def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
     return process.returncode, out
 
 
-async def test_serve_answers_get_config_and_stops_on_sigterm(
+async def test_serve_without_keys_runs_the_offline_demo_on_the_local_emulator(
     clean_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """The README's first command: no configuration at all. `gateway serve` starts the Stripe emulator, an order
+    is created through the gateway, paid with `gateway dev pay`, and reads `succeeded`; SIGTERM stops both."""
     port = free_port()
     process = start([str(GATEWAY), "serve", "--port", str(port)], clean_env, tmp_path)
+    base = f"http://127.0.0.1:{port}/trpc/stripe."
     try:
-        read_until(process, "gateway_listening")
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://127.0.0.1:{port}/trpc/stripe.getConfig") as response,
-        ):
-            assert response.status == 200
-            assert await response.json() == {
-                "result": {
-                    "data": {
-                        "publishableKey": "pk_test_local_emulator",
-                        "merchantDisplayName": "Votre Boutique",
-                        "merchantCountryCode": "FR",
-                        "testMode": True,
-                    }
-                }
-            }
+        started = read_until(process, "gateway_listening")
+        emulator_pid = json.loads((tmp_path / "data" / "emulator.json").read_text())["pid"]
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "getConfig") as response:
+                assert response.status == 200
+                config = (await response.json())["result"]["data"]
+            order = {"orderId": "demo-1", "amount": 2500, "currency": "eur"}
+            async with http.post(base + "createPaymentIntent", json=order) as response:
+                assert response.status == 200, await response.text()
+                created = (await response.json())["result"]["data"]
+            paid = await asyncio.to_thread(
+                subprocess.run,
+                [str(GATEWAY), "dev", "pay", "--order-id", "demo-1"],
+                env=clean_env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            async with http.get(
+                base + "getPaymentStatus", params={"input": '{"orderId":"demo-1"}'}
+            ) as response:
+                status = (await response.json())["result"]["data"]
     finally:
         code, out = stop(process)
+    assert config == {
+        "publishableKey": "pk_test_emulator",
+        "merchantDisplayName": "Votre Boutique",
+        "merchantCountryCode": "FR",
+        "testMode": True,
+    }
+    assert created["status"] == "requires_payment_method"
+    assert (paid.returncode, paid.stdout.strip()) == (0, "order demo-1: succeeded"), paid.stderr
+    assert (status["status"], status["amountReceived"]) == ("succeeded", 2500)
     assert code == 0
-    events = [json.loads(line)["event"] for line in out.splitlines() if line.startswith("{")]
-    assert events[-1] == "gateway_stopped"
+    lines = [*started, *out.splitlines()]
+    events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
+    assert events.index("stripe_emulator_started") < events.index("gateway_listening")
     assert "payment_request_completed" in events
+    assert events[-2:] == ["gateway_stopped", "stripe_emulator_stopped"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(emulator_pid, 0)
+    assert (tmp_path / "data" / "gateway.sqlite3").is_file()
 
 
 async def test_sigterm_lets_the_request_in_flight_finish(clean_env: dict[str, str], tmp_path: Path) -> None:
@@ -116,13 +140,23 @@ async def test_sigterm_lets_the_request_in_flight_finish(clean_env: dict[str, st
     assert '"event":"gateway_stopped"' in out
 
 
-def test_production_refuses_test_keys_and_names_the_variable(
-    clean_env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("secret_key", "message"),
+    [
+        pytest.param(None, "STRIPE_SECRET_KEY is required", id="missing"),
+        pytest.param("sk_test_abc", "STRIPE_SECRET_KEY must be a live key", id="test-key"),
+    ],
+)
+def test_production_refuses_missing_or_test_keys_and_names_the_variable(
+    clean_env: dict[str, str], tmp_path: Path, secret_key: str | None, message: str
 ) -> None:
     env = {**clean_env, "NODE_ENV": "production", "STRIPE_PUBLISHABLE_KEY": "pk_live_abc"}
+    if secret_key is not None:
+        env["STRIPE_SECRET_KEY"] = secret_key
     result = subprocess.run(
         [str(GATEWAY), "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
-    assert "STRIPE_SECRET_KEY must be a live key" in result.stderr
+    assert message in result.stderr
     assert "STRIPE_PUBLISHABLE_KEY" not in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was started or written

@@ -38,6 +38,36 @@ async def run_driver(
     return report
 
 
+async def run_calls(
+    trpc_url: str,
+    calls: list[dict[str, Any]],
+    *,
+    link: str = "httpBatchLink",
+    transformer: str = "none",
+    headers: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Make `calls` ({"type", "path", "input"}) with the real @trpc/client v11, all in one tick; their results in
+    order, each {"ok": True, "data": ...} or {"ok": False, "error": {"code", "httpStatus", "message", "data", ...}}."""
+    args = [trpc_url, link, transformer, json.dumps(calls), json.dumps(headers or {})]
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        "calls.mjs",
+        *args,
+        cwd=NODE_DIR / "v11",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), DRIVER_TIMEOUT_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, f"calls driver failed ({process.returncode}): {stderr.decode()}"
+    results: list[dict[str, Any]] = json.loads(stdout)
+    return results
+
+
 @contextmanager
 def reference_server(version: str, transformer: str) -> Iterator[str]:
     """A real @trpc/server (v10 or v11) serving the same router as the fixture router; yields its /trpc URL."""

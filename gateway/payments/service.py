@@ -1,0 +1,644 @@
+"""The payment domain: orders, their PaymentIntents, cancellations and refunds, between the store and Stripe.
+
+Guarantees, and what gives them:
+- **One live PaymentIntent per order.** The order row is written first (the database decides which concurrent
+  call creates it); the PaymentIntent is then created with an idempotency key made of the order's random nonce
+  and its attempt number, from the order row's own amount and currency, so every concurrent or retried call —
+  in this process or another — gets the same intent from Stripe. A changed amount updates that intent; a new
+  intent is made only after the previous one is canceled (the attempt number then moves on).
+- **Nothing half-written.** Every store write is one transaction with its audit line; updates name the order
+  version they read, and a concurrent change makes them read again and decide again.
+- **Refunds happen once.** Each has an idempotency key (the caller's, or one derived from the order's refunded
+  total), and totals come from Stripe's charge, never from adding our own numbers.
+
+A per-order lock inside the process only saves Stripe calls when many requests for one order arrive together;
+correctness never depends on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import msgspec
+from loguru import logger
+
+from gateway.codec import Issue
+from gateway.errors import ErrorCode, TRPCError
+from gateway.logs import now_iso
+from gateway.payments.currencies import amount_problem, normalise_currency
+from gateway.settings import Settings
+from gateway.store import (
+    AuditEntry,
+    Customer,
+    IdempotencyMismatch,
+    NewOrder,
+    Order,
+    OrderUpdate,
+    PaymentIntentRecord,
+    PaymentStatus,
+    Refund,
+    StaleOrder,
+    Store,
+)
+from gateway.stripe_api import FailureKind, StripeApi, StripeCallError
+from gateway.stripe_api.models import PaymentIntent
+from gateway.trpc.inputs import validation_error
+from schemas.stripe import (
+    CancelPaymentIntentResult,
+    CreatePaymentIntentInput,
+    CustomerInput,
+    NativePayAvailability,
+    PaymentIntentResult,
+    PaymentStatusResult,
+    RefundResult,
+)
+
+__all__ = ["Actor", "PaymentService"]
+
+RESERVED_METADATA: Final = "order_id"
+UPDATABLE: Final = frozenset(
+    {
+        PaymentStatus.REQUIRES_PAYMENT_METHOD,
+        PaymentStatus.REQUIRES_CONFIRMATION,
+        PaymentStatus.REQUIRES_ACTION,
+    }
+)
+CANCELABLE: Final = UPDATABLE | {PaymentStatus.REQUIRES_CAPTURE}
+FINAL: Final = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED})
+CAS_ATTEMPTS: Final = 8
+STATUS_REFRESH_SECONDS: Final = 2.0
+NATIVE_PAY_CACHE_SIZE: Final = 1024
+IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks, for the audit trail: a user id (`anonymous` before authentication), `operator:<name>` for the
+    command line; and the request id when there is one."""
+
+    id: str
+    request_id: str | None = None
+    is_admin: bool = False
+
+
+def _invalid(path: list[str | int], message: str) -> TRPCError:
+    return validation_error([Issue("custom", path, message)])
+
+
+def _status(value: str) -> PaymentStatus:
+    try:
+        return PaymentStatus(value)
+    except ValueError:
+        return PaymentStatus.REQUIRES_PAYMENT_METHOD
+
+
+def _error_text(intent: PaymentIntent) -> str | None:
+    error = intent.last_payment_error
+    if error is None:
+        return None
+    code = error.decline_code or error.code or "payment_error"
+    return f"{code}: {error.message}" if error.message else code
+
+
+def _intent_record(order: Order, intent: PaymentIntent) -> PaymentIntentRecord:
+    now = now_iso()
+    return PaymentIntentRecord(
+        id=intent.id,
+        order_id=order.order_id,
+        attempt=order.attempt,
+        amount=intent.amount,
+        currency=intent.currency,
+        status=intent.status,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class PaymentService:
+    """What the `stripe.*` procedures and the operator commands do. Create once per application."""
+
+    def __init__(self, store: Store, stripe: StripeApi, settings: Settings) -> None:
+        self._store = store
+        self._stripe = stripe
+        self._settings = settings
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._refreshed: dict[str, float] = {}
+        self._native_pay: dict[str, tuple[float, NativePayAvailability]] = {}
+        self._native_pay_flights: dict[str, asyncio.Task[NativePayAvailability]] = {}
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _order_lock(self, order_id: str) -> AsyncIterator[None]:
+        lock = self._locks.get(order_id)
+        if lock is None:
+            lock = self._locks[order_id] = asyncio.Lock()
+        async with lock:
+            yield
+
+    @staticmethod
+    def _audit(actor: Actor, action: str, order_id: str, **details: object) -> AuditEntry:
+        return AuditEntry(
+            action=action, actor=actor.id, request_id=actor.request_id, order_id=order_id, details=details
+        )
+
+    async def _order(self, order_id: str) -> Order:
+        order = await self._store.get_order(order_id)
+        if order is None:
+            raise TRPCError(ErrorCode.NOT_FOUND, f'No order "{order_id}"')
+        return order
+
+    @staticmethod
+    def _retry_cas() -> Iterator[int]:
+        yield from range(CAS_ATTEMPTS)
+
+    # -- stripe.createPaymentIntent ----------------------------------------------------------------------------
+
+    async def create_payment_intent(
+        self, request: CreatePaymentIntentInput, actor: Actor
+    ) -> PaymentIntentResult:
+        currency = normalise_currency(request.currency)
+        if currency is None:
+            raise _invalid(["currency"], f'"{request.currency}" is not a currency Stripe charges in')
+        problem = amount_problem(request.amount, currency)
+        if problem is not None:
+            raise _invalid(["amount"], problem)
+        if request.metadata and RESERVED_METADATA in request.metadata:
+            raise _invalid(["metadata", RESERVED_METADATA], "order_id is set by the gateway from orderId")
+        customer_id = await self._customer(request.customer, actor) if request.customer else None
+
+        async with self._order_lock(request.order_id):
+            for _ in self._retry_cas():
+                try:
+                    order, intent = await self._open_intent(request, currency, customer_id, actor)
+                    break
+                except StaleOrder:
+                    continue
+            else:
+                raise TRPCError(ErrorCode.CONFLICT, "The order kept changing concurrently; retry")
+        if intent is None or intent.client_secret is None:
+            intent = await self._stripe.retrieve_payment_intent(order.payment_intent_id or "")
+            order = await self._sync_from_intent(order, intent, actor)
+        self._refuse_paid(order)
+        ephemeral_key = None
+        if order.customer_id and request.customer is not None:
+            ephemeral_key = (await self._stripe.create_ephemeral_key(order.customer_id)).secret
+        if intent.client_secret is None:
+            raise TRPCError(ErrorCode.BAD_GATEWAY, "Stripe returned a PaymentIntent without a client secret")
+        return PaymentIntentResult(
+            order_id=order.order_id,
+            payment_intent_id=intent.id,
+            client_secret=intent.client_secret,
+            amount=intent.amount,
+            currency=intent.currency,
+            status=_status(intent.status).value,
+            publishable_key=self._settings.stripe_publishable_key,
+            customer_id=order.customer_id,
+            ephemeral_key=ephemeral_key,
+        )
+
+    @staticmethod
+    def _refuse_paid(order: Order) -> None:
+        if order.status is PaymentStatus.SUCCEEDED:
+            raise TRPCError(ErrorCode.CONFLICT, f'Order "{order.order_id}" is already paid')
+        if order.status in (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_CAPTURE):
+            raise TRPCError(ErrorCode.CONFLICT, f'A payment for order "{order.order_id}" is in progress')
+
+    async def _open_intent(
+        self, request: CreatePaymentIntentInput, currency: str, customer_id: str | None, actor: Actor
+    ) -> tuple[Order, PaymentIntent | None]:
+        """The order with a live PaymentIntent at the requested amount (and the intent, when Stripe was asked)."""
+        new = NewOrder(
+            order_id=request.order_id,
+            amount=request.amount,
+            currency=currency,
+            nonce=secrets.token_hex(8),
+            owner=actor.id,
+            customer_id=customer_id,
+        )
+        created_audit = self._audit(
+            actor, "order.created", request.order_id, amount=request.amount, currency=currency
+        )
+        order, _ = await self._store.create_order(new, created_audit)
+        intent: PaymentIntent | None = None
+        if order.payment_intent_id is None:
+            order, intent = await self._create_intent(order, request, actor)
+        self._refuse_paid(order)
+        if order.currency != currency:
+            raise TRPCError(
+                ErrorCode.CONFLICT,
+                f'Order "{order.order_id}" is in {order.currency.upper()}; its currency cannot change',
+            )
+        if order.status is PaymentStatus.CANCELED:
+            reopen = OrderUpdate(
+                status=PaymentStatus.CREATING,
+                attempt=order.attempt + 1,
+                amount=request.amount,
+                payment_intent_id=None,
+                customer_id=customer_id or order.customer_id,
+                last_error=None,
+            )
+            audit = self._audit(actor, "order.reopened", order.order_id, attempt=order.attempt + 1)
+            order = await self._store.update_order(order.order_id, order.version, reopen, audit)
+            order, intent = await self._create_intent(order, request, actor)
+        changed_customer = customer_id is not None and customer_id != order.customer_id
+        if order.amount != request.amount or changed_customer:
+            order, intent = await self._update_intent(order, request.amount, customer_id, actor)
+        return order, intent
+
+    async def _create_intent(
+        self, order: Order, request: CreatePaymentIntentInput, actor: Actor
+    ) -> tuple[Order, PaymentIntent]:
+        """Create the order's PaymentIntent for its current attempt, from the order row's own amount and currency
+        (every concurrent or retried call sends the same request under the same key), and record it."""
+        metadata = dict(request.metadata or {})
+        metadata[RESERVED_METADATA] = order.order_id
+        try:
+            intent = await self._stripe.create_payment_intent(
+                amount=order.amount,
+                currency=order.currency,
+                metadata=metadata,
+                description=request.description,
+                customer_id=order.customer_id,
+                idempotency_key=f"{order.nonce}:pi{order.attempt}:create",
+            )
+        except StripeCallError as failure:
+            if failure.kind is FailureKind.IDEMPOTENCY and failure.http_status == 400:
+                # Stripe saw this order's creation before with other details (a retry after a crash, with another
+                # description or metadata): the first request's details stand.
+                raise TRPCError(
+                    ErrorCode.CONFLICT,
+                    f'Order "{order.order_id}" was started with other details; retry with the original ones',
+                    cause=failure,
+                ) from None
+            raise
+        update = OrderUpdate(
+            payment_intent_id=intent.id, status=_status(intent.status), amount_received=intent.amount_received
+        )
+        audit = self._audit(
+            actor, "payment_intent.created", order.order_id, paymentIntent=intent.id, attempt=order.attempt
+        )
+        try:
+            order = await self._store.update_order(
+                order.order_id, order.version, update, audit, intent=_intent_record(order, intent)
+            )
+        except StaleOrder:
+            current = await self._order(order.order_id)
+            if current.payment_intent_id != intent.id:
+                raise  # something else moved on: decide again from the current order
+            order = current
+        return order, intent
+
+    async def _update_intent(
+        self, order: Order, amount: int, customer_id: str | None, actor: Actor
+    ) -> tuple[Order, PaymentIntent]:
+        if order.status not in UPDATABLE:
+            raise TRPCError(
+                ErrorCode.CONFLICT,
+                f'Order "{order.order_id}" cannot change now (payment status: {order.status.value})',
+            )
+        assert order.payment_intent_id is not None
+        intent = await self._stripe.update_payment_intent(
+            order.payment_intent_id,
+            amount=amount if amount != order.amount else None,
+            customer_id=customer_id if customer_id != order.customer_id else None,
+            idempotency_key=f"{order.nonce}:pi{order.attempt}:update:v{order.version}",
+        )
+        update = OrderUpdate(amount=intent.amount, status=_status(intent.status), customer_id=intent.customer)
+        audit = self._audit(
+            actor, "order.amount_changed", order.order_id, before=order.amount, after=intent.amount
+        )
+        order = await self._store.update_order(
+            order.order_id, order.version, update, audit, intent=_intent_record(order, intent)
+        )
+        return order, intent
+
+    async def _sync_from_intent(self, order: Order, intent: PaymentIntent, actor: Actor) -> Order:
+        """Record what Stripe says about the order's current intent (a newer fact than the store's), unless the
+        order moved meanwhile (a webhook applied something newer: it stands)."""
+        if intent.id != order.payment_intent_id:
+            return order
+        status = _status(intent.status)
+        error = _error_text(intent)
+        if (status, intent.amount_received, error) == (order.status, order.amount_received, order.last_error):
+            return order
+        update = OrderUpdate(status=status, amount_received=intent.amount_received, last_error=error)
+        audit = self._audit(
+            actor, "payment_intent.synced", order.order_id, before=order.status.value, after=status.value
+        )
+        try:
+            return await self._store.update_order(
+                order.order_id, order.version, update, audit, intent=_intent_record(order, intent)
+            )
+        except StaleOrder:
+            return await self._order(order.order_id)
+
+    async def _customer(self, customer: CustomerInput, actor: Actor) -> str:
+        """The Stripe Customer for this e-mail address: created once, found again by a hash of the address
+        (the address itself is not kept)."""
+        email_hash = hashlib.sha256(customer.email.strip().lower().encode()).hexdigest()
+        known = await self._store.get_customer(email_hash)
+        if known is not None:
+            return known.customer_id
+        created = await self._stripe.create_customer(
+            email=customer.email.strip(),
+            name=customer.name,
+            phone=customer.phone,
+            idempotency_key=f"customer:{email_hash}",
+            metadata={},
+        )
+        stored = await self._store.add_customer(
+            Customer(email_hash=email_hash, customer_id=created.id, created_at=now_iso())
+        )
+        return stored.customer_id
+
+    # -- stripe.getPaymentStatus -------------------------------------------------------------------------------
+
+    async def payment_status(self, order_id: str, actor: Actor) -> PaymentStatusResult:
+        """From the store, which webhooks keep current. While a payment is not final, Stripe is also asked (at
+        most every couple of seconds per order), so a status is right even before the webhook arrives."""
+        order = await self._order(order_id)
+        if (
+            order.status not in FINAL
+            and order.payment_intent_id is not None
+            and self._due_for_refresh(order_id)
+        ):
+            try:
+                intent = await self._stripe.retrieve_payment_intent(order.payment_intent_id)
+            except StripeCallError as failure:
+                if not failure.transient:
+                    raise
+                logger.bind(orderId=order_id, kind=failure.kind.value).warning("payment_status_stale")
+            else:
+                order = await self._sync_from_intent(order, intent, actor)
+        return self._status_result(order)
+
+    def _due_for_refresh(self, order_id: str) -> bool:
+        now = time.monotonic()
+        if now - self._refreshed.get(order_id, -STATUS_REFRESH_SECONDS) < STATUS_REFRESH_SECONDS:
+            return False
+        if len(self._refreshed) > 10_000:
+            self._refreshed.clear()
+        self._refreshed[order_id] = now
+        return True
+
+    @staticmethod
+    def _status_result(order: Order) -> PaymentStatusResult:
+        refund_status: Literal["none", "partial", "full"]
+        if order.amount_refunded <= 0:
+            refund_status = "none"
+        elif order.amount_refunded >= order.amount_received:
+            refund_status = "full"
+        else:
+            refund_status = "partial"
+        return PaymentStatusResult(
+            order_id=order.order_id,
+            status=order.status.value,
+            amount=order.amount,
+            currency=order.currency,
+            amount_received=order.amount_received,
+            amount_refunded=order.amount_refunded,
+            refund_status=refund_status,
+            payment_intent_id=order.payment_intent_id,
+            last_payment_error=order.last_error,
+            updated_at=order.updated_at,
+        )
+
+    # -- stripe.cancelPaymentIntent ----------------------------------------------------------------------------
+
+    async def cancel(self, order_id: str, actor: Actor) -> CancelPaymentIntentResult:
+        async with self._order_lock(order_id):
+            for _ in self._retry_cas():
+                try:
+                    order = await self._cancel_once(order_id, actor)
+                    break
+                except StaleOrder:
+                    continue
+            else:
+                raise TRPCError(ErrorCode.CONFLICT, "The order kept changing concurrently; retry")
+        return CancelPaymentIntentResult(order_id=order.order_id, status=order.status.value)
+
+    async def _cancel_once(self, order_id: str, actor: Actor) -> Order:
+        order = await self._order(order_id)
+        if order.status is PaymentStatus.CANCELED:
+            return order
+        if order.payment_intent_id is None:
+            raise TRPCError(ErrorCode.CONFLICT, f'Order "{order_id}" is still being created; retry shortly')
+        if order.status not in CANCELABLE:
+            intent = await self._stripe.retrieve_payment_intent(order.payment_intent_id)
+            order = await self._sync_from_intent(order, intent, actor)
+            if order.status is PaymentStatus.SUCCEEDED:
+                raise TRPCError(ErrorCode.CONFLICT, f'Order "{order_id}" is paid: refund it instead')
+            if order.status not in CANCELABLE:
+                raise TRPCError(
+                    ErrorCode.CONFLICT, f'Order "{order_id}" cannot be canceled now ({order.status.value})'
+                )
+        intent_id = order.payment_intent_id
+        assert intent_id is not None  # checked above; a sync keeps the same intent
+        try:
+            intent = await self._stripe.cancel_payment_intent(
+                intent_id, idempotency_key=f"{order.nonce}:pi{order.attempt}:cancel"
+            )
+        except StripeCallError as failure:
+            if failure.kind is not FailureKind.INVALID_REQUEST:
+                raise
+            # Stripe moved on meanwhile (paid, say): say what it is now.
+            intent = await self._stripe.retrieve_payment_intent(intent_id)
+            order = await self._sync_from_intent(order, intent, actor)
+            raise TRPCError(
+                ErrorCode.CONFLICT, f'Order "{order_id}" cannot be canceled now ({order.status.value})'
+            ) from None
+        update = OrderUpdate(status=_status(intent.status))
+        audit = self._audit(actor, "payment_intent.canceled", order_id, paymentIntent=intent.id)
+        return await self._store.update_order(
+            order_id, order.version, update, audit, intent=_intent_record(order, intent)
+        )
+
+    # -- stripe.refund -----------------------------------------------------------------------------------------
+
+    async def refund(
+        self,
+        order_id: str,
+        amount: int | None,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RefundResult:
+        """Refund `amount` (None: all that is left) of a paid order, at most what is left. With an idempotency
+        key, the same key always means the same single refund (its result is kept 24 hours)."""
+        if idempotency_key is None:
+            return await self._refund(order_id, amount, actor, reason, None)
+        fingerprint = hashlib.sha256(msgspec.json.encode([order_id, amount, reason])).hexdigest()
+        key = f"refund:{idempotency_key}"
+        try:
+            record, claimed = await self._store.claim_idempotency_key(
+                key, "refund", fingerprint, IDEMPOTENCY_TTL_SECONDS
+            )
+        except IdempotencyMismatch:
+            raise TRPCError(
+                ErrorCode.CONFLICT, "This idempotency key was used for another refund request"
+            ) from None
+        if not claimed:
+            if record.response is None:
+                raise TRPCError(ErrorCode.CONFLICT, "This refund is in progress; retry shortly")
+            return msgspec.json.decode(record.response, type=RefundResult)
+        try:
+            result = await self._refund(order_id, amount, actor, reason, idempotency_key)
+        except BaseException:
+            await self._store.release_idempotency_key(key)
+            raise
+        await self._store.complete_idempotency_key(key, msgspec.json.encode(result))
+        return result
+
+    async def _refund(
+        self, order_id: str, amount: int | None, actor: Actor, reason: str | None, idempotency_key: str | None
+    ) -> RefundResult:
+        async with self._order_lock(order_id):
+            order = await self._order(order_id)
+            if order.status is not PaymentStatus.SUCCEEDED and order.payment_intent_id is not None:
+                order = await self._sync_from_intent(
+                    order, await self._stripe.retrieve_payment_intent(order.payment_intent_id), actor
+                )
+            if order.status is not PaymentStatus.SUCCEEDED or order.payment_intent_id is None:
+                raise TRPCError(
+                    ErrorCode.CONFLICT,
+                    f'Order "{order_id}" is not paid ({order.status.value}): nothing to refund',
+                )
+            intent_id = order.payment_intent_id
+            intent = await self._stripe.retrieve_payment_intent(intent_id)
+            if intent.latest_charge is None:
+                raise TRPCError(ErrorCode.CONFLICT, f'Order "{order_id}" has no charge to refund')
+            charge = await self._stripe.retrieve_charge(intent.latest_charge)
+            refunded_before = charge.amount_refunded
+            if refunded_before > order.amount_refunded:
+                audit = self._audit(
+                    actor, "order.refund_total_synced", order_id, amountRefunded=refunded_before
+                )
+                order = await self._store.raise_amount_refunded(order_id, refunded_before, audit)
+            refundable = (charge.amount_captured or charge.amount) - refunded_before
+            if refundable <= 0:
+                raise TRPCError(ErrorCode.CONFLICT, f'Order "{order_id}" is already fully refunded')
+            if amount is not None and amount > refundable:
+                raise _invalid(
+                    ["amount"],
+                    f"Amount {amount} exceeds what can still be refunded: {refundable} {order.currency.upper()}",
+                )
+            to_refund = amount if amount is not None else refundable
+            key = (
+                f"{order.nonce}:refund:key:{idempotency_key}"
+                if idempotency_key is not None
+                else f"{order.nonce}:refund:after{refunded_before}:{to_refund}"
+            )
+            refund = await self._stripe.create_refund(
+                payment_intent_id=intent_id,
+                amount=to_refund,
+                idempotency_key=key,
+                reason=reason,
+                metadata={"order_id": order_id, "requested_by": actor.id},
+            )
+            record = Refund(
+                id=refund.id,
+                order_id=order_id,
+                payment_intent_id=intent_id,
+                amount=refund.amount,
+                currency=refund.currency,
+                status=refund.status or "pending",
+                reason=reason,
+                requested_by=actor.id,
+                idempotency_key=key,
+                created_at=now_iso(),
+            )
+            audit = self._audit(actor, "refund.created", order_id, refund=refund.id, amount=refund.amount)
+            await self._store.add_refund(record, audit)
+            total = refunded_before + refund.amount
+            raised = self._audit(actor, "order.refunded", order_id, amountRefunded=total)
+            order = await self._store.raise_amount_refunded(order_id, total, raised)
+            return RefundResult(
+                refund_id=refund.id,
+                order_id=order_id,
+                amount=refund.amount,
+                currency=refund.currency,
+                status=record.status,
+                amount_refunded=order.amount_refunded,
+                amount_remaining=max(0, (charge.amount_captured or charge.amount) - order.amount_refunded),
+            )
+
+    # -- stripe.checkNativePayAvailability ---------------------------------------------------------------------
+
+    async def native_pay_availability(self, domain: str) -> NativePayAvailability:
+        """Apple Pay / Google Pay for a web domain, from Stripe's payment method domains, cached for
+        GATEWAY_NATIVE_PAY_CACHE_TTL seconds. When Stripe cannot be reached, the last known answer is served
+        (and the log says so); with none, the error is the caller's."""
+        domain = domain.lower()
+        cached = self._native_pay.get(domain)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self._settings.gateway_native_pay_cache_ttl:
+            return cached[1]
+        flight = self._native_pay_flights.get(domain)
+        if flight is None:
+            flight = asyncio.ensure_future(self._fetch_native_pay(domain))
+            self._native_pay_flights[domain] = flight
+            flight.add_done_callback(lambda _: self._native_pay_flights.pop(domain, None))
+        try:
+            return await asyncio.shield(flight)
+        except StripeCallError as failure:
+            if cached is None or not failure.transient:
+                raise
+            logger.bind(domain=domain, kind=failure.kind.value, ageSeconds=round(now - cached[0])).warning(
+                "native_pay_served_stale"
+            )
+            return cached[1]
+
+    async def _fetch_native_pay(self, domain: str) -> NativePayAvailability:
+        domains = await self._stripe.list_payment_method_domains(domain)
+        usable = [d for d in domains if d.enabled and d.domain_name.lower() == domain]
+        answer = NativePayAvailability(
+            apple_pay=any(d.apple_pay.status == "active" for d in usable),
+            google_pay=any(d.google_pay.status == "active" for d in usable),
+        )
+        if len(self._native_pay) >= NATIVE_PAY_CACHE_SIZE:
+            self._native_pay.pop(next(iter(self._native_pay)))
+        self._native_pay[domain] = (time.monotonic(), answer)
+        return answer
+
+    # -- development only --------------------------------------------------------------------------------------
+
+    async def pay_for_development(self, order_id: str, payment_method: str, actor: Actor) -> PaymentIntent:
+        """Confirm an order's PaymentIntent server-side with a test PaymentMethod (`pm_card_visa`, ...), as the
+        phone's PaymentSheet would. Test mode only: refused with live keys or in production."""
+        if self._settings.is_production or not self._settings.stripe_test_mode:
+            raise TRPCError(ErrorCode.FORBIDDEN, "Paying from the server is for test mode only")
+        order = await self._order(order_id)
+        if order.payment_intent_id is None:
+            raise TRPCError(ErrorCode.CONFLICT, f'Order "{order_id}" has no PaymentIntent yet')
+        try:
+            intent = await self._stripe.confirm_payment_intent(
+                order.payment_intent_id,
+                payment_method=payment_method,
+                idempotency_key=f"{order.nonce}:pi{order.attempt}:devpay:{secrets.token_hex(4)}",
+                return_url=f"{self._settings.public_url}/dev/return",
+            )
+        except StripeCallError as failure:
+            if failure.kind is not FailureKind.CARD:
+                raise
+            intent = await self._stripe.retrieve_payment_intent(order.payment_intent_id)
+        await self._sync_from_intent(order, intent, actor)
+        return intent
+
+    async def sync_order(self, order_id: str, actor: Actor) -> Order:
+        """Ask Stripe for the order's PaymentIntent now and record it (commands, tests)."""
+        order = await self._order(order_id)
+        if order.payment_intent_id is None:
+            return order
+        return await self._sync_from_intent(
+            order, await self._stripe.retrieve_payment_intent(order.payment_intent_id), actor
+        )

@@ -1,0 +1,117 @@
+"""The payment procedures: create, status, cancel, refund, and Apple Pay / Google Pay availability.
+
+Each is a thin adapter from the call context to the payment service; failures of Stripe and of the store become
+tRPC errors here, in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from gateway.context import CallContext
+from gateway.errors import ErrorCode, TRPCError
+from gateway.payments import PAYMENTS, Actor, PaymentService
+from gateway.registry import Router
+from gateway.store import StoreUnavailable
+from gateway.stripe_api import StripeCallError, to_trpc_error
+from schemas.stripe import (
+    CancelPaymentIntentInput,
+    CancelPaymentIntentResult,
+    CreatePaymentIntentInput,
+    NativePayAvailability,
+    NativePayInput,
+    OrderInput,
+    PaymentIntentResult,
+    PaymentStatusResult,
+    RefundInput,
+    RefundResult,
+)
+
+__all__ = ["ADMIN_ROLE", "register"]
+
+ADMIN_ROLE = "admin"
+
+
+@contextmanager
+def _as_trpc_errors() -> Iterator[None]:
+    try:
+        yield
+    except StripeCallError as failure:
+        raise to_trpc_error(failure) from None
+    except StoreUnavailable as error:
+        raise TRPCError(
+            ErrorCode.SERVICE_UNAVAILABLE, "The payment store is unavailable; retry shortly", cause=error
+        ) from None
+
+
+def _payments(ctx: CallContext) -> PaymentService:
+    return ctx.services[PAYMENTS]
+
+
+def _actor(ctx: CallContext) -> Actor:
+    caller = ctx.caller
+    if caller is None:
+        return Actor("anonymous", ctx.request_id)
+    return Actor(caller.user_id, ctx.request_id, is_admin=ADMIN_ROLE in caller.roles)
+
+
+def _require_admin(ctx: CallContext) -> Actor:
+    """Admin procedures are closed unless an admin token is configured, and then need it."""
+    actor = _actor(ctx)
+    if actor.is_admin:
+        return actor
+    if ctx.caller is None and not ctx.settings.gateway_admin_token:
+        raise TRPCError(ErrorCode.FORBIDDEN, "Refunds over HTTP are disabled on this gateway")
+    if ctx.caller is None:
+        raise TRPCError(ErrorCode.UNAUTHORIZED, "This procedure needs an admin token")
+    raise TRPCError(ErrorCode.FORBIDDEN, "This procedure is for admins")
+
+
+async def create_payment_intent(ctx: CallContext, input: CreatePaymentIntentInput) -> PaymentIntentResult:
+    """Create the order's PaymentIntent, or return the one it has: the same order, amount and currency always give
+    the same PaymentIntent and client secret. A changed amount updates the unpaid intent; a paid order is a
+    CONFLICT. With `customer`, a Stripe Customer is created or reused and an ephemeral key returned."""
+    with _as_trpc_errors():
+        return await _payments(ctx).create_payment_intent(input, _actor(ctx))
+
+
+async def get_payment_status(ctx: CallContext, input: OrderInput) -> PaymentStatusResult:
+    """The order's payment status, amounts and refunded total, as the gateway knows them (kept current by
+    Stripe's webhooks; checked with Stripe while the payment is not final)."""
+    with _as_trpc_errors():
+        return await _payments(ctx).payment_status(input.order_id, _actor(ctx))
+
+
+async def cancel_payment_intent(
+    ctx: CallContext, input: CancelPaymentIntentInput
+) -> CancelPaymentIntentResult:
+    """Cancel the order's unpaid PaymentIntent (idempotent: canceling twice answers `canceled`). A paid order is
+    refunded, not canceled (CONFLICT)."""
+    with _as_trpc_errors():
+        return await _payments(ctx).cancel(input.order_id, _actor(ctx))
+
+
+async def refund(ctx: CallContext, input: RefundInput) -> RefundResult:
+    """Admin only. Refund a paid order: everything left without `amount`, else `amount` (at most what is left).
+    With `idempotencyKey`, a retried request never refunds twice."""
+    actor = _require_admin(ctx)
+    with _as_trpc_errors():
+        return await _payments(ctx).refund(
+            input.order_id, input.amount, actor, reason=input.reason, idempotency_key=input.idempotency_key
+        )
+
+
+async def check_native_pay_availability(ctx: CallContext, input: NativePayInput) -> NativePayAvailability:
+    """Whether Apple Pay and Google Pay are enabled and active for a web domain at Stripe (cached; when Stripe
+    cannot be reached, the last known answer)."""
+    with _as_trpc_errors():
+        return await _payments(ctx).native_pay_availability(input.domain)
+
+
+def register(router: Router) -> None:
+    router.mutation(create_payment_intent)
+    router.query(get_payment_status)
+    router.mutation(cancel_payment_intent)
+    router.mutation(refund)
+    router.query(check_native_pay_availability)
