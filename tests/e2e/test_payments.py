@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import stripe
+from loguru import logger
 
 from gateway.dev_pay import dev_pay
 from gateway.settings import Settings
@@ -78,14 +79,7 @@ class Payments:
         return await dev_pay(self.settings, order_id, card, authenticate=authenticate)
 
     def stripe_client(self) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
-        http = stripe.AIOHTTPClient(timeout=10)
-        client = stripe.StripeClient(
-            self.emulator.secret_key,
-            http_client=http,
-            base_addresses={"api": self.emulator.api_base},
-            max_network_retries=0,
-        )
-        return client, http
+        return _sdk(self.emulator)
 
 
 def payment_settings(emulator: StripeEmulator, database: Path, **overrides: Any) -> Settings:
@@ -450,6 +444,74 @@ async def test_native_pay_availability_follows_stripes_domain_registration(payme
     assert registered == {"ok": True, "data": {"applePay": True, "googlePay": True}}
     assert unknown == {"ok": True, "data": {"applePay": False, "googlePay": False}}
     assert error_of(invalid)["code"] == "BAD_REQUEST"
+
+
+async def test_an_inactive_wallet_is_not_available(
+    fresh_stripe_emulator: StripeEmulator, tmp_path: Path
+) -> None:
+    settings = payment_settings(
+        fresh_stripe_emulator, tmp_path / "db.sqlite3", gateway_native_pay_cache_ttl=0
+    )
+    http_client, http = _sdk(fresh_stripe_emulator)
+    try:
+        await http_client.v1.payment_method_domains.create_async(
+            {"domain_name": "pay.example.com", "enabled": True}
+        )
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
+    fresh_stripe_emulator.set_domain_wallets("pay.example.com", apple_pay="inactive")
+    call = [
+        {"type": "query", "path": "stripe.checkNativePayAvailability", "input": {"domain": "pay.example.com"}}
+    ]
+    async with running_gateway(settings) as gateway:
+        [result] = await run_calls(gateway.trpc_url, call)
+    assert result == {"ok": True, "data": {"applePay": False, "googlePay": True}}
+
+
+async def test_native_pay_serves_the_last_known_answer_while_stripe_is_unreachable(
+    fresh_stripe_emulator: StripeEmulator, tmp_path: Path
+) -> None:
+    settings = payment_settings(
+        fresh_stripe_emulator, tmp_path / "db.sqlite3", gateway_native_pay_cache_ttl=0
+    )
+    http_client, http = _sdk(fresh_stripe_emulator)
+    try:
+        await http_client.v1.payment_method_domains.create_async(
+            {"domain_name": "shop.example.com", "enabled": True}
+        )
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
+
+    def ask(domain: str) -> list[dict[str, Any]]:
+        return [{"type": "query", "path": "stripe.checkNativePayAvailability", "input": {"domain": domain}}]
+
+    events: list[str] = []
+    sink = logger.add(lambda message: events.append(message.record["message"]), level="WARNING")
+    async with running_gateway(settings) as gateway:
+        [before] = await run_calls(gateway.trpc_url, ask("shop.example.com"))
+        fresh_stripe_emulator.stop()
+        try:
+            [during] = await run_calls(gateway.trpc_url, ask("shop.example.com"))
+            [never_seen] = await run_calls(gateway.trpc_url, ask("new.example.com"))
+        finally:
+            fresh_stripe_emulator.start()
+            logger.remove(sink)
+
+    assert before == {"ok": True, "data": {"applePay": True, "googlePay": True}}
+    assert during == before  # cache TTL 0: Stripe was asked, failed, and the last answer was served
+    assert error_of(never_seen)["code"] == "BAD_GATEWAY"
+    assert "native_pay_served_stale" in events
+
+
+def _sdk(emulator: StripeEmulator) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
+    http = stripe.AIOHTTPClient(timeout=10)
+    client = stripe.StripeClient(
+        emulator.secret_key,
+        http_client=http,
+        base_addresses={"api": emulator.api_base},
+        max_network_retries=0,
+    )
+    return client, http
 
 
 # -- Stripe unreachable ------------------------------------------------------------------------------------------
