@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import time
 import weakref
@@ -77,6 +78,7 @@ CAS_ATTEMPTS: Final = 8
 STATUS_REFRESH_SECONDS: Final = 2.0
 NATIVE_PAY_CACHE_SIZE: Final = 1024
 IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
+_HOSTNAME: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,6 +581,10 @@ class PaymentService:
         GATEWAY_NATIVE_PAY_CACHE_TTL seconds. When Stripe cannot be reached, the last known answer is served
         (and the log says so); with none, the error is the caller's."""
         domain = domain.lower()
+        if not _HOSTNAME.fullmatch(
+            domain
+        ):  # the schema's pattern, whose `$` also matches before a final newline
+            raise _invalid(["domain"], "Expected a host name such as shop.example.com")
         cached = self._native_pay.get(domain)
         now = time.monotonic()
         if cached is not None and now - cached[0] < self._settings.gateway_native_pay_cache_ttl:

@@ -433,17 +433,23 @@ async def test_native_pay_availability_follows_stripes_domain_registration(payme
     finally:
         await http.close_async()  # type: ignore[no-untyped-call]
 
-    registered, unknown, invalid = await payments.calls(
+    registered, unknown, *invalid = await payments.calls(
         [
             ("checkNativePayAvailability", {"domain": "Shop.Example.com"}, False),
             ("checkNativePayAvailability", {"domain": "other.example.com"}, False),
             ("checkNativePayAvailability", {"domain": "not a host"}, False),
+            ("checkNativePayAvailability", {"domain": "shop.example.com\n"}, False),
+            ("checkNativePayAvailability", {"domain": "-shop.example.com"}, False),
+            ("checkNativePayAvailability", {"domain": "localhost"}, False),
+            ("checkNativePayAvailability", {"domain": "https://shop.example.com"}, False),
         ]
     )
 
     assert registered == {"ok": True, "data": {"applePay": True, "googlePay": True}}
     assert unknown == {"ok": True, "data": {"applePay": False, "googlePay": False}}
-    assert error_of(invalid)["code"] == "BAD_REQUEST"
+    for result in invalid:
+        assert error_of(result)["code"] == "BAD_REQUEST"
+        assert error_of(result)["data"]["issues"][0]["path"] == ["domain"]
 
 
 async def test_an_inactive_wallet_is_not_available(
