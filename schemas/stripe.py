@@ -147,7 +147,7 @@ class RefundInput(msgspec.Struct, rename="camel", frozen=True):
     amount: Amount | None = None
     """Minor units to refund; absent: everything not refunded yet."""
     reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
-    idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    idempotency_key: Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,200}$")] | None = None
     """Makes a retried request safe: the same key always means the same single refund."""
 
 

@@ -23,8 +23,8 @@ import re
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -158,10 +158,6 @@ class PaymentService:
             raise TRPCError(ErrorCode.NOT_FOUND, f'No order "{order_id}"')
         return order
 
-    @staticmethod
-    def _retry_cas() -> Iterator[int]:
-        yield from range(CAS_ATTEMPTS)
-
     # -- stripe.createPaymentIntent ----------------------------------------------------------------------------
 
     async def create_payment_intent(
@@ -175,21 +171,24 @@ class PaymentService:
             raise _invalid(["amount"], problem)
         if request.metadata and RESERVED_METADATA in request.metadata:
             raise _invalid(["metadata", RESERVED_METADATA], "order_id is set by the gateway from orderId")
-        customer_id = await self._customer(request.customer, actor) if request.customer else None
+        customer_id = (
+            await self._customer(request.customer, actor, request.order_id) if request.customer else None
+        )
 
-        async with self._order_lock(request.order_id):
-            for _ in self._retry_cas():
-                try:
-                    order, intent = await self._open_intent(request, currency, customer_id, actor)
-                    break
-                except StaleOrder:
-                    continue
-            else:
-                raise TRPCError(ErrorCode.CONFLICT, "The order kept changing concurrently; retry")
-        if intent is None or intent.client_secret is None:
-            intent = await self._stripe.retrieve_payment_intent(order.payment_intent_id or "")
-            order = await self._sync_from_intent(order, intent, actor)
-        self._refuse_paid(order)
+        for _ in range(CAS_ATTEMPTS):
+            async with self._order_lock(request.order_id):
+                order, intent = await self._open_intent_retrying(request, currency, customer_id, actor)
+            if intent is None or intent.client_secret is None:
+                assert order.payment_intent_id is not None  # _open_intent leaves the order with an intent
+                intent = await self._stripe.retrieve_payment_intent(order.payment_intent_id)
+                order = await self._sync_from_intent(order, intent, actor)
+            self._refuse_paid(order)
+            # What Stripe says stands over the row: an intent canceled, or updated by a call whose store write then
+            # failed, is decided again (reopened, or brought to the requested amount) before anyone gets it.
+            if order.status is not PaymentStatus.CANCELED and intent.amount == request.amount:
+                break
+        else:
+            raise TRPCError(ErrorCode.CONFLICT, "The order kept changing concurrently; retry")
         ephemeral_key = None
         if order.customer_id and request.customer is not None:
             ephemeral_key = (await self._stripe.create_ephemeral_key(order.customer_id)).secret
@@ -206,6 +205,16 @@ class PaymentService:
             customer_id=order.customer_id,
             ephemeral_key=ephemeral_key,
         )
+
+    async def _open_intent_retrying(
+        self, request: CreatePaymentIntentInput, currency: str, customer_id: str | None, actor: Actor
+    ) -> tuple[Order, PaymentIntent | None]:
+        for _ in range(CAS_ATTEMPTS):
+            try:
+                return await self._open_intent(request, currency, customer_id, actor)
+            except StaleOrder:
+                continue
+        raise TRPCError(ErrorCode.CONFLICT, "The order kept changing concurrently; retry")
 
     @staticmethod
     def _refuse_paid(order: Order) -> None:
@@ -273,7 +282,15 @@ class PaymentService:
                 idempotency_key=f"{order.nonce}:pi{order.attempt}:create",
             )
         except StripeCallError as failure:
-            if failure.kind is FailureKind.IDEMPOTENCY and failure.http_status == 400:
+            if failure.kind in (FailureKind.INVALID_REQUEST, FailureKind.CARD):
+                # Stripe refused this attempt for good: the next call starts a new attempt (a new key) from the
+                # amount it asks for, instead of resending the refused request forever.
+                retry = OrderUpdate(attempt=order.attempt + 1, amount=request.amount)
+                audit = self._audit(actor, "payment_intent.refused", order.order_id, reason=failure.code)
+                with suppress(StaleOrder):
+                    await self._store.update_order(order.order_id, order.version, retry, audit)
+                raise
+            if failure.kind is FailureKind.IDEMPOTENCY:
                 # Stripe saw this order's creation before with other details (a retry after a crash, with another
                 # description or metadata): the first request's details stand.
                 raise TRPCError(
@@ -312,11 +329,15 @@ class PaymentService:
             order.payment_intent_id,
             amount=amount if amount != order.amount else None,
             customer_id=customer_id if customer_id != order.customer_id else None,
-            idempotency_key=f"{order.nonce}:pi{order.attempt}:update:v{order.version}",
+            idempotency_key=f"{order.nonce}:pi{order.attempt}:update:v{order.version}:{amount}:{customer_id}",
         )
         update = OrderUpdate(amount=intent.amount, status=_status(intent.status), customer_id=intent.customer)
         audit = self._audit(
-            actor, "order.amount_changed", order.order_id, before=order.amount, after=intent.amount
+            actor,
+            "order.amount_changed" if intent.amount != order.amount else "order.customer_changed",
+            order.order_id,
+            before=order.amount,
+            after=intent.amount,
         )
         order = await self._store.update_order(
             order.order_id, order.version, update, audit, intent=_intent_record(order, intent)
@@ -330,9 +351,12 @@ class PaymentService:
             return order
         status = _status(intent.status)
         error = _error_text(intent)
-        if (status, intent.amount_received, error) == (order.status, order.amount_received, order.last_error):
+        known = (order.status, order.amount, order.amount_received, order.last_error)
+        if (status, intent.amount, intent.amount_received, error) == known:
             return order
-        update = OrderUpdate(status=status, amount_received=intent.amount_received, last_error=error)
+        update = OrderUpdate(
+            status=status, amount=intent.amount, amount_received=intent.amount_received, last_error=error
+        )
         audit = self._audit(
             actor, "payment_intent.synced", order.order_id, before=order.status.value, after=status.value
         )
@@ -343,10 +367,13 @@ class PaymentService:
         except StaleOrder:
             return await self._order(order.order_id)
 
-    async def _customer(self, customer: CustomerInput, actor: Actor) -> str:
-        """The Stripe Customer for this e-mail address: created once, found again by a hash of the address
-        (the address itself is not kept)."""
-        email_hash = hashlib.sha256(customer.email.strip().lower().encode()).hexdigest()
+    async def _customer(self, customer: CustomerInput, actor: Actor, order_id: str) -> str:
+        """The Stripe Customer for this caller and e-mail address, found again by a hash (the address itself is
+        not kept). An anonymous caller gets a new Customer per order: reusing one by e-mail alone would hand
+        anybody who types an address an ephemeral key to that person's saved cards."""
+        email = customer.email.strip().lower()
+        owner = actor.id if actor.id != "anonymous" else f"anonymous\0{order_id}"
+        email_hash = hashlib.sha256(f"{owner}\0{email}".encode()).hexdigest()
         known = await self._store.get_customer(email_hash)
         if known is not None:
             return known.customer_id
@@ -418,7 +445,7 @@ class PaymentService:
 
     async def cancel(self, order_id: str, actor: Actor) -> CancelPaymentIntentResult:
         async with self._order_lock(order_id):
-            for _ in self._retry_cas():
+            for _ in range(CAS_ATTEMPTS):
                 try:
                     order = await self._cancel_once(order_id, actor)
                     break
@@ -561,7 +588,8 @@ class PaymentService:
             )
             audit = self._audit(actor, "refund.created", order_id, refund=refund.id, amount=refund.amount)
             await self._store.add_refund(record, audit)
-            total = refunded_before + refund.amount
+            # The total from Stripe's charge, read again: a replayed refund (same key) is already in it.
+            total = (await self._stripe.retrieve_charge(intent.latest_charge)).amount_refunded
             raised = self._audit(actor, "order.refunded", order_id, amountRefunded=total)
             order = await self._store.raise_amount_refunded(order_id, total, raised)
             return RefundResult(
@@ -593,7 +621,7 @@ class PaymentService:
         if flight is None:
             flight = asyncio.ensure_future(self._fetch_native_pay(domain))
             self._native_pay_flights[domain] = flight
-            flight.add_done_callback(lambda _: self._native_pay_flights.pop(domain, None))
+            flight.add_done_callback(lambda done: self._flight_done(domain, done))
         try:
             return await asyncio.shield(flight)
         except StripeCallError as failure:
@@ -603,6 +631,11 @@ class PaymentService:
                 "native_pay_served_stale"
             )
             return cached[1]
+
+    def _flight_done(self, domain: str, flight: asyncio.Task[NativePayAvailability]) -> None:
+        self._native_pay_flights.pop(domain, None)
+        if not flight.cancelled():
+            flight.exception()  # retrieved, even when every caller has gone: no "never retrieved" warning
 
     async def _fetch_native_pay(self, domain: str) -> NativePayAvailability:
         domains = await self._stripe.list_payment_method_domains(domain)

@@ -6,7 +6,7 @@ the tRPC error a client can act on.
 | CardError (402) | card | PAYMENT_REQUIRED | ask for another card (`data.stripe.declineCode` says why) |
 | InvalidRequestError `resource_missing` | not_found | NOT_FOUND | nothing: the object is gone |
 | InvalidRequestError, other | invalid_request | BAD_REQUEST | fix the request (`data.stripe.param`) |
-| IdempotencyError | idempotency | CONFLICT | retry; the same operation is in flight |
+| IdempotencyError | idempotency | CONFLICT | send the original request again (same key, other parameters) |
 | RateLimitError (429) | rate_limit | TOO_MANY_REQUESTS | retry after `retry-after` seconds |
 | APIConnectionError, timeout | connection | BAD_GATEWAY / GATEWAY_TIMEOUT | retry later |
 | APIError (5xx, non-JSON) | api | BAD_GATEWAY | retry later |
@@ -95,7 +95,7 @@ _CODES: Final = {
 }
 
 _GENERIC_MESSAGES: Final = {
-    FailureKind.IDEMPOTENCY: "The same payment operation is already in progress; retry shortly",
+    FailureKind.IDEMPOTENCY: "This request differs from an earlier one for the same payment operation",
     FailureKind.RATE_LIMIT: "The payment provider is rate limiting requests; retry shortly",
     FailureKind.CONNECTION: "The payment provider could not be reached; retry shortly",
     FailureKind.TIMEOUT: "The payment provider did not answer in time; retry shortly",
@@ -177,4 +177,6 @@ def to_trpc_error(failure: StripeCallError) -> TRPCError:
             if value:
                 stripe_data[name] = value
     headers = {"retry-after": "1"} if failure.kind is FailureKind.RATE_LIMIT else None
-    return TRPCError(code, message, cause=failure, data={"stripe": stripe_data}, headers=headers)
+    # No `cause`: outside production a cause becomes `data.stack`, and Stripe's own text can name the account or
+    # a redacted key. The failure is logged where it happens (StripeApi).
+    return TRPCError(code, message, data={"stripe": stripe_data}, headers=headers)

@@ -111,6 +111,7 @@ async def test_serve_without_keys_runs_the_offline_demo_on_the_local_emulator(
     assert events.index("stripe_emulator_started") < events.index("gateway_listening")
     assert "payment_request_completed" in events
     assert events[-2:] == ["gateway_stopped", "stripe_emulator_stopped"]
+    assert created["clientSecret"] not in "".join(lines)  # GDPR / PCI: no client secret in any log line
     with pytest.raises(ProcessLookupError):
         os.kill(emulator_pid, 0)
     assert (tmp_path / "data" / "gateway.sqlite3").is_file()

@@ -204,7 +204,7 @@ async def _failure(api: StripeApi) -> StripeCallError:
             IDEMPOTENCY,
             FailureKind.IDEMPOTENCY,
             ErrorCode.CONFLICT,
-            "in progress",
+            "differs",
             {"kind": "idempotency"},
             id="idem",
         ),
