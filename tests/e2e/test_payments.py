@@ -429,13 +429,7 @@ async def test_valid_create_inputs_are_accepted(payments: Payments, change: dict
 
 
 async def test_native_pay_availability_follows_stripes_domain_registration(payments: Payments) -> None:
-    client, http = payments.stripe_client()
-    try:
-        await client.v1.payment_method_domains.create_async(
-            {"domain_name": "shop.example.com", "enabled": True}
-        )
-    finally:
-        await http.close_async()  # type: ignore[no-untyped-call]
+    await register_domain(payments.emulator, "shop.example.com")
 
     registered, unknown, *invalid = await payments.calls(
         [
@@ -462,13 +456,7 @@ async def test_an_inactive_wallet_is_not_available(
     settings = payment_settings(
         fresh_stripe_emulator, tmp_path / "db.sqlite3", gateway_native_pay_cache_ttl=0
     )
-    http_client, http = _sdk(fresh_stripe_emulator)
-    try:
-        await http_client.v1.payment_method_domains.create_async(
-            {"domain_name": "pay.example.com", "enabled": True}
-        )
-    finally:
-        await http.close_async()  # type: ignore[no-untyped-call]
+    await register_domain(fresh_stripe_emulator, "pay.example.com")
     fresh_stripe_emulator.set_domain_wallets("pay.example.com", apple_pay="inactive")
     call = [
         {"type": "query", "path": "stripe.checkNativePayAvailability", "input": {"domain": "pay.example.com"}}
@@ -484,13 +472,7 @@ async def test_native_pay_serves_the_last_known_answer_while_stripe_is_unreachab
     settings = payment_settings(
         fresh_stripe_emulator, tmp_path / "db.sqlite3", gateway_native_pay_cache_ttl=0
     )
-    http_client, http = _sdk(fresh_stripe_emulator)
-    try:
-        await http_client.v1.payment_method_domains.create_async(
-            {"domain_name": "shop.example.com", "enabled": True}
-        )
-    finally:
-        await http.close_async()  # type: ignore[no-untyped-call]
+    await register_domain(fresh_stripe_emulator, "shop.example.com")
 
     def ask(domain: str) -> list[dict[str, Any]]:
         return [{"type": "query", "path": "stripe.checkNativePayAvailability", "input": {"domain": domain}}]
@@ -511,6 +493,15 @@ async def test_native_pay_serves_the_last_known_answer_while_stripe_is_unreachab
     assert during == before  # cache TTL 0: Stripe was asked, failed, and the last answer was served
     assert error_of(never_seen)["code"] == "BAD_GATEWAY"
     assert "native_pay_served_stale" in events
+
+
+async def register_domain(emulator: StripeEmulator, domain: str) -> None:
+    """Register `domain` for Apple Pay / Google Pay at (emulated) Stripe, as the dashboard does."""
+    client, http = _sdk(emulator)
+    try:
+        await client.v1.payment_method_domains.create_async({"domain_name": domain, "enabled": True})
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
 
 
 def _sdk(emulator: StripeEmulator) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
