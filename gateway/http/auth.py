@@ -20,6 +20,7 @@ def caller_from_authorization(authorization: str | None, admin_token: str) -> Ca
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer":
         return None
-    if hmac.compare_digest(token.strip().encode(), admin_token.encode()):
+    # aiohttp hands undecodable header bytes over as lone surrogates: compare bytes, and let those through as bytes.
+    if hmac.compare_digest(token.strip().encode("utf-8", "surrogatepass"), admin_token.encode()):
         return ADMIN_CALLER
     return None
