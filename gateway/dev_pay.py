@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Final
 
 import aiohttp
-import msgspec
 
 from gateway.local_stripe import read_emulator_state
 from gateway.payments import Actor, PaymentService
@@ -37,15 +36,7 @@ def settings_for_dev_commands(settings: Settings) -> Settings:
         )
     if not settings.uses_emulator:
         return settings
-    state = read_emulator_state()
-    return msgspec.structs.replace(
-        settings,
-        stripe_secret_key=state.secret_key,
-        stripe_publishable_key=state.publishable_key,
-        stripe_webhook_secret=state.webhook_secret,
-        stripe_api_base=state.api_base,
-        stripe_max_network_retries=0,
-    )
+    return read_emulator_state().configure(settings)
 
 
 async def dev_pay(settings: Settings, order_id: str, card: str, *, authenticate: bool = True) -> str:

@@ -38,6 +38,17 @@ class EmulatorState(msgspec.Struct, frozen=True):
     webhook_secret: str
     pid: int
 
+    def configure(self, settings: Settings) -> Settings:
+        """`settings` pointed at this emulator, with its test keys."""
+        return msgspec.structs.replace(
+            settings,
+            stripe_secret_key=self.secret_key,
+            stripe_publishable_key=self.publishable_key,
+            stripe_webhook_secret=self.webhook_secret,
+            stripe_api_base=self.api_base,
+            stripe_max_network_retries=0,  # its 500s are bugs, not outages: retrying them only slows tests down
+        )
+
 
 class LocalStripe:
     """A running emulator process."""
@@ -86,15 +97,7 @@ class LocalStripe:
         return cls(process, state)
 
     def configure(self, settings: Settings) -> Settings:
-        """`settings` pointed at this emulator, with its test keys."""
-        return msgspec.structs.replace(
-            settings,
-            stripe_secret_key=self.state.secret_key,
-            stripe_publishable_key=self.state.publishable_key,
-            stripe_webhook_secret=self.state.webhook_secret,
-            stripe_api_base=self.state.api_base,
-            stripe_max_network_retries=0,  # its 500s are bugs, not outages: retrying them only slows tests down
-        )
+        return self.state.configure(settings)
 
     def stop(self) -> None:
         if self._process.poll() is None:
