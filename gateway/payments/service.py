@@ -8,8 +8,10 @@ Guarantees, and what gives them:
   intent is made only after the previous one is canceled (the attempt number then moves on).
 - **Nothing half-written.** Every store write is one transaction with its audit line; updates name the order
   version they read, and a concurrent change makes them read again and decide again.
-- **Refunds happen once.** Each has an idempotency key (the caller's, or one derived from the order's refunded
-  total), and totals come from Stripe's charge, never from adding our own numbers.
+- **Refunds happen once.** Each is recorded as a pending request before Stripe is called, one at a time per
+  order (the database enforces it); the request's id is in Stripe's idempotency key and the refund's metadata, so
+  a refund whose answer was lost is found at Stripe and recorded instead of being made again. Totals come from
+  Stripe's charge, never from adding our own numbers.
 
 A per-order lock inside the process only saves Stripe calls when many requests for one order arrive together;
 correctness never depends on it.
@@ -18,6 +20,7 @@ correctness never depends on it.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import re
 import secrets
@@ -39,18 +42,22 @@ from gateway.settings import Settings
 from gateway.store import (
     AuditEntry,
     Customer,
-    IdempotencyMismatch,
     NewOrder,
     Order,
     OrderUpdate,
     PaymentIntentRecord,
     PaymentStatus,
     Refund,
+    RefundInProgress,
+    RefundRequest,
+    RefundRequestStatus,
     StaleOrder,
     Store,
+    StoreError,
 )
-from gateway.stripe_api import FailureKind, StripeApi, StripeCallError
+from gateway.stripe_api import FailureKind, StripeApi, StripeCallError, to_trpc_error
 from gateway.stripe_api.models import PaymentIntent
+from gateway.stripe_api.models import Refund as StripeRefund
 from gateway.trpc.inputs import validation_error
 from schemas.stripe import (
     CancelPaymentIntentResult,
@@ -77,7 +84,12 @@ FINAL: Final = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED})
 CAS_ATTEMPTS: Final = 8
 STATUS_REFRESH_SECONDS: Final = 2.0
 NATIVE_PAY_CACHE_SIZE: Final = 1024
-IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
+REFUND_REQUEST_METADATA: Final = "gateway_refund_request"
+"""The refund's metadata key naming our refund request: how a refund whose answer was lost is found again."""
+_REFUND_REFUSALS: Final = frozenset({FailureKind.INVALID_REQUEST, FailureKind.CARD, FailureKind.NOT_FOUND})
+"""Stripe looked at the refund and said no: final for that request (replayed to a retry with its key)."""
+_REFUND_NOT_SENT: Final = frozenset({FailureKind.RATE_LIMIT, FailureKind.AUTHENTICATION})
+"""Stripe turned the call away before looking at it: the refund was not made, and may be tried again."""
 _HOSTNAME: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
 
 
@@ -89,6 +101,20 @@ class Actor:
     id: str
     request_id: str | None = None
     is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _PaidCharge:
+    payment_intent_id: str
+    captured: int
+
+
+class _Refusal(msgspec.Struct, frozen=True):
+    """Stripe's refusal of a refund request as its caller saw it, kept to answer a retry the same way."""
+
+    code: str
+    message: str
+    data: dict[str, object]
 
 
 def _invalid(path: list[str | int], message: str) -> TRPCError:
@@ -127,8 +153,23 @@ def _intent_record(order: Order, intent: PaymentIntent) -> PaymentIntentRecord:
 class PaymentService:
     """What the `stripe.*` procedures and the operator commands do. Create once per application."""
 
-    def __init__(self, store: Store, stripe: StripeApi, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        stripe: StripeApi,
+        settings: Settings,
+        *,
+        refund_in_flight_seconds: float | None = None,
+    ) -> None:
+        """`refund_in_flight_seconds`: how long a refund sent to Stripe may still be in flight (by default, every
+        try of a Stripe call timing out, plus a margin); a pending refund not found at Stripe after that was not
+        made."""
         self._store = store
+        self._refund_in_flight_seconds = (
+            refund_in_flight_seconds
+            if refund_in_flight_seconds is not None
+            else settings.stripe_timeout * (settings.stripe_max_network_retries + 1) + 10
+        )
         self._stripe = stripe
         self._settings = settings
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -502,105 +543,257 @@ class PaymentService:
         reason: str | None = None,
         idempotency_key: str | None = None,
     ) -> RefundResult:
-        """Refund `amount` (None: all that is left) of a paid order, at most what is left. With an idempotency
-        key, the same key always means the same single refund (its result is kept 24 hours)."""
-        if idempotency_key is None:
-            return await self._refund(order_id, amount, actor, reason, None)
+        """Refund `amount` (None: all that is left) of a paid order, at most what is left.
+
+        Every refund is first recorded as a pending request, whose id Stripe's idempotency key and the refund's
+        metadata carry; so when Stripe's answer is lost, the next refund call of the order finds out at Stripe
+        whether it was made (and records it) before deciding anything else. With an idempotency key, the same key
+        always means the same single refund, for good. Without one, a request repeating a refund whose caller
+        never learned its outcome is answered with that refund rather than making another.
+        """
         fingerprint = hashlib.sha256(msgspec.json.encode([order_id, amount, reason])).hexdigest()
-        key = f"refund:{idempotency_key}"
-        try:
-            record, claimed = await self._store.claim_idempotency_key(
-                key, "refund", fingerprint, IDEMPOTENCY_TTL_SECONDS
+        async with self._order_lock(order_id):
+            if idempotency_key is not None:
+                known = await self._store.get_refund_request(caller_key=idempotency_key)
+                if known is not None:
+                    return await self._answer_known_request(known, fingerprint, actor)
+            order = await self._paid_order(order_id, actor)
+            settled = await self._settle_pending_refund(order, actor)
+            if (
+                settled is not None
+                and settled.status is RefundRequestStatus.SUCCEEDED
+                and idempotency_key is None
+                and settled.caller_key is None
+                and (settled.fingerprint, settled.requested_by) == (fingerprint, actor.id)
+                and settled.result is not None
+            ):
+                # Its caller got an error, not this refund: the same request again is that caller retrying.
+                return msgspec.json.decode(settled.result, type=RefundResult)
+            return await self._start_refund(order, amount, fingerprint, actor, reason, idempotency_key)
+
+    async def _answer_known_request(
+        self, request: RefundRequest, fingerprint: str, actor: Actor
+    ) -> RefundResult:
+        """A request whose caller key was seen before: its outcome again, as Stripe replays an idempotent call."""
+        if request.fingerprint != fingerprint:
+            raise TRPCError(ErrorCode.CONFLICT, "This idempotency key was used for another refund request")
+        if request.status is RefundRequestStatus.PENDING:
+            order = await self._order(request.order_id)
+            settled = await self._settle_pending_refund(order, actor)
+            request = settled if settled is not None and settled.id == request.id else request
+        if request.status is RefundRequestStatus.SUCCEEDED and request.result is not None:
+            return msgspec.json.decode(request.result, type=RefundResult)
+        if request.status is RefundRequestStatus.REFUSED and request.error is not None:
+            refusal = msgspec.json.decode(request.error, type=_Refusal)
+            raise TRPCError(ErrorCode[refusal.code], refusal.message, data=refusal.data)
+        if request.status is RefundRequestStatus.ABANDONED:
+            # Stripe never made it: try it again, under the same request (a new Stripe key for the new try).
+            order = await self._paid_order(request.order_id, actor)
+            await self._settle_pending_refund(order, actor)
+            charge, to_refund = await self._refundable(order, request.requested_amount, actor)
+            audit = self._audit(
+                actor, "refund.retried", order.order_id, refundRequest=request.id, amount=to_refund
             )
-        except IdempotencyMismatch:
+            try:
+                request = await self._store.retry_refund_request(request.id, to_refund, audit)
+            except RefundInProgress:
+                raise self._refund_under_way(order.order_id) from None
+            return await self._send_refund(request, order, charge.payment_intent_id, actor)
+        raise self._refund_under_way(request.order_id)
+
+    async def _paid_order(self, order_id: str, actor: Actor) -> Order:
+        order = await self._order(order_id)
+        if order.status is not PaymentStatus.SUCCEEDED and order.payment_intent_id is not None:
+            order = await self._sync_from_intent(
+                order, await self._stripe.retrieve_payment_intent(order.payment_intent_id), actor
+            )
+        if order.status is not PaymentStatus.SUCCEEDED or order.payment_intent_id is None:
             raise TRPCError(
-                ErrorCode.CONFLICT, "This idempotency key was used for another refund request"
-            ) from None
-        if not claimed:
-            if record.response is None:
-                raise TRPCError(ErrorCode.CONFLICT, "This refund is in progress; retry shortly")
-            return msgspec.json.decode(record.response, type=RefundResult)
+                ErrorCode.CONFLICT,
+                f'Order "{order_id}" is not paid ({order.status.value}): nothing to refund',
+            )
+        return order
+
+    async def _refundable(self, order: Order, amount: int | None, actor: Actor) -> tuple[_PaidCharge, int]:
+        """The order's charge as Stripe has it now, and what this refund will be (checked against what is left)."""
+        assert order.payment_intent_id is not None  # a paid order
+        intent = await self._stripe.retrieve_payment_intent(order.payment_intent_id)
+        if intent.latest_charge is None:
+            raise TRPCError(ErrorCode.CONFLICT, f'Order "{order.order_id}" has no charge to refund')
+        charge = await self._stripe.retrieve_charge(intent.latest_charge)
+        paid = _PaidCharge(intent.id, charge.amount_captured or charge.amount)
+        if charge.amount_refunded > order.amount_refunded:
+            audit = self._audit(
+                actor, "order.refund_total_synced", order.order_id, amountRefunded=charge.amount_refunded
+            )
+            await self._store.raise_amount_refunded(order.order_id, charge.amount_refunded, audit)
+        refundable = paid.captured - charge.amount_refunded
+        if refundable <= 0:
+            raise TRPCError(ErrorCode.CONFLICT, f'Order "{order.order_id}" is already fully refunded')
+        if amount is not None and amount > refundable:
+            raise _invalid(
+                ["amount"],
+                f"Amount {amount} exceeds what can still be refunded: {refundable} {order.currency.upper()}",
+            )
+        return paid, amount if amount is not None else refundable
+
+    async def _start_refund(
+        self,
+        order: Order,
+        amount: int | None,
+        fingerprint: str,
+        actor: Actor,
+        reason: str | None,
+        caller_key: str | None,
+    ) -> RefundResult:
+        charge, to_refund = await self._refundable(order, amount, actor)
+        request = RefundRequest(
+            id=f"rr_{secrets.token_hex(12)}",
+            order_id=order.order_id,
+            caller_key=caller_key,
+            fingerprint=fingerprint,
+            requested_amount=amount,
+            amount=to_refund,
+            reason=reason,
+            requested_by=actor.id,
+            request_id=actor.request_id,
+            status=RefundRequestStatus.PENDING,
+            tries=1,
+            refund_id=None,
+            result=None,
+            error=None,
+            created_at="",
+            updated_at="",
+        )
+        audit = self._audit(
+            actor, "refund.requested", order.order_id, refundRequest=request.id, amount=to_refund
+        )
+        stored, started = await self._store.start_refund_request(request, audit)
+        if not started:  # another process got there first, with this key or another refund of the order
+            if caller_key is not None and stored.caller_key == caller_key:
+                return await self._answer_known_request(stored, fingerprint, actor)
+            raise self._refund_under_way(order.order_id)
+        return await self._send_refund(stored, order, charge.payment_intent_id, actor)
+
+    async def _send_refund(
+        self, request: RefundRequest, order: Order, payment_intent_id: str, actor: Actor
+    ) -> RefundResult:
         try:
-            result = await self._refund(order_id, amount, actor, reason, idempotency_key)
-        except BaseException:
-            await self._store.release_idempotency_key(key)
+            refund = await self._stripe.create_refund(
+                payment_intent_id=payment_intent_id,
+                amount=request.amount,
+                idempotency_key=f"{order.nonce}:refund:{request.id}:{request.tries}",
+                reason=request.reason,
+                metadata={
+                    "order_id": order.order_id,
+                    "requested_by": actor.id,
+                    REFUND_REQUEST_METADATA: request.id,
+                },
+            )
+        except StripeCallError as failure:
+            await self._refund_failed(request, failure, actor)
             raise
-        await self._store.complete_idempotency_key(key, msgspec.json.encode(result))
+        return await self._finish_refund(request, refund, actor)
+
+    async def _refund_failed(self, request: RefundRequest, failure: StripeCallError, actor: Actor) -> None:
+        """Close the request when Stripe's answer says the refund was not made; leave it pending otherwise."""
+        if failure.kind in _REFUND_REFUSALS:
+            error = to_trpc_error(failure)
+            refusal = _Refusal(error.code.name, error.message, dict(error.data or {}))
+            audit = self._audit(actor, "refund.refused", request.order_id, refundRequest=request.id)
+            status = RefundRequestStatus.REFUSED
+            detail = msgspec.json.encode(refusal).decode()
+        elif failure.kind in _REFUND_NOT_SENT:
+            audit = self._audit(actor, "refund.abandoned", request.order_id, refundRequest=request.id)
+            status = RefundRequestStatus.ABANDONED
+            detail = f"Stripe did not take the request: {failure.kind.value}"
+        else:
+            # A timeout, a lost connection, a 5xx: Stripe may have made it. The next refund call of this order
+            # looks for it at Stripe before anything else.
+            logger.bind(orderId=request.order_id, refundRequest=request.id, kind=failure.kind.value).warning(
+                "refund_outcome_unknown"
+            )
+            return
+        with suppress(StoreError):  # if this write fails too, the request stays pending and is settled later
+            await self._store.close_refund_request(request.id, status, detail, audit)
+
+    async def _finish_refund(
+        self, request: RefundRequest, refund: StripeRefund, actor: Actor
+    ) -> RefundResult:
+        """Record a refund Stripe made for `request`, with the order's refunded total read again from its charge
+        (a replayed refund is already in it), in one transaction."""
+        if refund.charge is None:
+            raise TRPCError(ErrorCode.BAD_GATEWAY, "Stripe returned a refund without its charge")
+        charge = await self._stripe.retrieve_charge(refund.charge)
+        captured = charge.amount_captured or charge.amount
+        total = charge.amount_refunded
+        result = RefundResult(
+            refund_id=refund.id,
+            order_id=request.order_id,
+            amount=refund.amount,
+            currency=refund.currency,
+            status=refund.status or "pending",
+            amount_refunded=total,
+            amount_remaining=max(0, captured - total),
+        )
+        record = Refund(
+            id=refund.id,
+            order_id=request.order_id,
+            payment_intent_id=refund.payment_intent or "",
+            amount=refund.amount,
+            currency=refund.currency,
+            status=refund.status or "pending",
+            reason=refund.reason,
+            requested_by=request.requested_by,
+            refund_request_id=request.id,
+            created_at="",
+        )
+        audit = self._audit(
+            actor,
+            "refund.created",
+            request.order_id,
+            refund=refund.id,
+            refundRequest=request.id,
+            amount=refund.amount,
+            amountRefunded=total,
+        )
+        await self._store.finish_refund_request(request.id, record, msgspec.json.encode(result), total, audit)
         return result
 
-    async def _refund(
-        self, order_id: str, amount: int | None, actor: Actor, reason: str | None, idempotency_key: str | None
-    ) -> RefundResult:
-        async with self._order_lock(order_id):
-            order = await self._order(order_id)
-            if order.status is not PaymentStatus.SUCCEEDED and order.payment_intent_id is not None:
-                order = await self._sync_from_intent(
-                    order, await self._stripe.retrieve_payment_intent(order.payment_intent_id), actor
-                )
-            if order.status is not PaymentStatus.SUCCEEDED or order.payment_intent_id is None:
-                raise TRPCError(
-                    ErrorCode.CONFLICT,
-                    f'Order "{order_id}" is not paid ({order.status.value}): nothing to refund',
-                )
-            intent_id = order.payment_intent_id
-            intent = await self._stripe.retrieve_payment_intent(intent_id)
-            if intent.latest_charge is None:
-                raise TRPCError(ErrorCode.CONFLICT, f'Order "{order_id}" has no charge to refund')
-            charge = await self._stripe.retrieve_charge(intent.latest_charge)
-            refunded_before = charge.amount_refunded
-            if refunded_before > order.amount_refunded:
-                audit = self._audit(
-                    actor, "order.refund_total_synced", order_id, amountRefunded=refunded_before
-                )
-                order = await self._store.raise_amount_refunded(order_id, refunded_before, audit)
-            refundable = (charge.amount_captured or charge.amount) - refunded_before
-            if refundable <= 0:
-                raise TRPCError(ErrorCode.CONFLICT, f'Order "{order_id}" is already fully refunded')
-            if amount is not None and amount > refundable:
-                raise _invalid(
-                    ["amount"],
-                    f"Amount {amount} exceeds what can still be refunded: {refundable} {order.currency.upper()}",
-                )
-            to_refund = amount if amount is not None else refundable
-            key = (
-                f"{order.nonce}:refund:key:{idempotency_key}"
-                if idempotency_key is not None
-                else f"{order.nonce}:refund:after{refunded_before}:{to_refund}"
+    async def _settle_pending_refund(self, order: Order, actor: Actor) -> RefundRequest | None:
+        """Find out what became of the order's pending refund request, if any: made at Stripe (recorded now), or
+        not made and no longer possibly in flight (abandoned). Raises CONFLICT while it may still be in flight."""
+        pending = await self._store.get_pending_refund_request(order.order_id)
+        if pending is None:
+            return None
+        assert order.payment_intent_id is not None  # a paid order
+        refunds = await self._stripe.list_refunds(order.payment_intent_id)
+        made = next((r for r in refunds if r.metadata.get(REFUND_REQUEST_METADATA) == pending.id), None)
+        if made is not None:
+            result = await self._finish_refund(pending, made, actor)
+            logger.bind(orderId=order.order_id, refundRequest=pending.id, refund=made.id).info(
+                "refund_outcome_confirmed"
             )
-            refund = await self._stripe.create_refund(
-                payment_intent_id=intent_id,
-                amount=to_refund,
-                idempotency_key=key,
-                reason=reason,
-                metadata={"order_id": order_id, "requested_by": actor.id},
+            return msgspec.structs.replace(
+                pending,
+                status=RefundRequestStatus.SUCCEEDED,
+                refund_id=made.id,
+                result=msgspec.json.encode(result),
             )
-            record = Refund(
-                id=refund.id,
-                order_id=order_id,
-                payment_intent_id=intent_id,
-                amount=refund.amount,
-                currency=refund.currency,
-                status=refund.status or "pending",
-                reason=reason,
-                requested_by=actor.id,
-                idempotency_key=key,
-                created_at=now_iso(),
-            )
-            audit = self._audit(actor, "refund.created", order_id, refund=refund.id, amount=refund.amount)
-            await self._store.add_refund(record, audit)
-            # The total from Stripe's charge, read again: a replayed refund (same key) is already in it.
-            total = (await self._stripe.retrieve_charge(intent.latest_charge)).amount_refunded
-            raised = self._audit(actor, "order.refunded", order_id, amountRefunded=total)
-            order = await self._store.raise_amount_refunded(order_id, total, raised)
-            return RefundResult(
-                refund_id=refund.id,
-                order_id=order_id,
-                amount=refund.amount,
-                currency=refund.currency,
-                status=record.status,
-                amount_refunded=order.amount_refunded,
-                amount_remaining=max(0, (charge.amount_captured or charge.amount) - order.amount_refunded),
-            )
+        age = time.time() - datetime.datetime.fromisoformat(pending.updated_at).timestamp()
+        if age < self._refund_in_flight_seconds:
+            raise self._refund_under_way(order.order_id, retry_after=self._refund_in_flight_seconds - age)
+        audit = self._audit(actor, "refund.abandoned", order.order_id, refundRequest=pending.id)
+        note = f"not found at Stripe {age:.0f} s after it was sent"
+        return await self._store.close_refund_request(pending.id, RefundRequestStatus.ABANDONED, note, audit)
+
+    @staticmethod
+    def _refund_under_way(order_id: str, retry_after: float | None = None) -> TRPCError:
+        wait = f"retry in {max(1, round(retry_after))} s" if retry_after is not None else "retry shortly"
+        return TRPCError(
+            ErrorCode.CONFLICT,
+            f'A refund of order "{order_id}" is under way or its outcome is being confirmed; {wait}',
+        )
 
     # -- stripe.checkNativePayAvailability ---------------------------------------------------------------------
 

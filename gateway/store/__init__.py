@@ -10,8 +10,8 @@ import asyncio
 from pathlib import Path
 
 from gateway.store.base import (
-    IdempotencyMismatch,
     OrderNotFound,
+    RefundInProgress,
     StaleOrder,
     Store,
     StoreError,
@@ -20,13 +20,14 @@ from gateway.store.base import (
 from gateway.store.models import (
     AuditEntry,
     Customer,
-    IdempotencyRecord,
     NewOrder,
     Order,
     OrderUpdate,
     PaymentIntentRecord,
     PaymentStatus,
     Refund,
+    RefundRequest,
+    RefundRequestStatus,
     WebhookEvent,
     WebhookEventStatus,
 )
@@ -34,8 +35,6 @@ from gateway.store.models import (
 __all__ = [
     "AuditEntry",
     "Customer",
-    "IdempotencyMismatch",
-    "IdempotencyRecord",
     "NewOrder",
     "Order",
     "OrderNotFound",
@@ -43,6 +42,9 @@ __all__ = [
     "PaymentIntentRecord",
     "PaymentStatus",
     "Refund",
+    "RefundInProgress",
+    "RefundRequest",
+    "RefundRequestStatus",
     "StaleOrder",
     "Store",
     "StoreError",

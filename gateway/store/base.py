@@ -12,17 +12,18 @@ from typing import Protocol
 from gateway.store.models import (
     AuditEntry,
     Customer,
-    IdempotencyRecord,
     NewOrder,
     Order,
     OrderUpdate,
     PaymentIntentRecord,
     Refund,
+    RefundRequest,
+    RefundRequestStatus,
 )
 
 __all__ = [
-    "IdempotencyMismatch",
     "OrderNotFound",
+    "RefundInProgress",
     "StaleOrder",
     "Store",
     "StoreError",
@@ -46,12 +47,12 @@ class StaleOrder(StoreError):
     """The order changed since it was read (its version moved): read it again and decide again."""
 
 
-class IdempotencyMismatch(StoreError):
-    """An idempotency key was reused with different request parameters."""
+class RefundInProgress(StoreError):
+    """Another refund request of the order is still pending: settle it first."""
 
 
 class Store(Protocol):
-    """Orders and their payment intents, refunds, customers, idempotency records and the audit trail."""
+    """Orders and their payment intents, refunds and refund requests, customers and the audit trail."""
 
     async def close(self) -> None:
         """Release connections. Idempotent."""
@@ -104,29 +105,44 @@ class Store(Protocol):
         """Oldest first."""
         ...
 
+    # -- refund requests ---------------------------------------------------------------------------------------
+
+    async def start_refund_request(
+        self, request: RefundRequest, audit: AuditEntry
+    ) -> tuple[RefundRequest, bool]:
+        """Insert a `pending` request, unless its caller key is known or the order already has a pending request:
+        then returns that one and False (no audit). Exactly one of concurrent calls, in any process, starts."""
+        ...
+
+    async def get_refund_request(self, *, caller_key: str) -> RefundRequest | None: ...
+
+    async def get_pending_refund_request(self, order_id: str) -> RefundRequest | None: ...
+
+    async def finish_refund_request(
+        self, request_id: str, refund: Refund, result: bytes, amount_refunded: int, audit: AuditEntry
+    ) -> Order:
+        """In one transaction: record `refund` (kept if already recorded, now linked to the request), mark the
+        request succeeded with `result` (if still pending), raise the order's refunded total to `amount_refunded`
+        (never lowered), write `audit`. Returns the order."""
+        ...
+
+    async def close_refund_request(
+        self, request_id: str, status: RefundRequestStatus, error: str, audit: AuditEntry
+    ) -> RefundRequest:
+        """Mark a pending request refused or abandoned (no-op, no audit, if it is no longer pending)."""
+        ...
+
+    async def retry_refund_request(self, request_id: str, amount: int, audit: AuditEntry) -> RefundRequest:
+        """An abandoned request becomes pending again for `amount`, its `tries` bumped. Raises RefundInProgress
+        if the order has another pending request (and StoreError if this one is not abandoned)."""
+        ...
+
     # -- customers ---------------------------------------------------------------------------------------------
 
     async def get_customer(self, email_hash: str) -> Customer | None: ...
 
     async def add_customer(self, customer: Customer) -> Customer:
         """Insert unless that e-mail hash is known; returns the stored one (the first writer wins)."""
-        ...
-
-    # -- idempotency -------------------------------------------------------------------------------------------
-
-    async def claim_idempotency_key(
-        self, key: str, operation: str, request_hash: str, ttl_seconds: int
-    ) -> tuple[IdempotencyRecord, bool]:
-        """Claim `key` for an operation. Returns the record and True if this call claimed it (the caller must
-        then `complete_idempotency_key` or `release_idempotency_key`), or the existing record and False (done:
-        `response` is set; in progress: `response` is None). An expired record is replaced as if absent.
-        Raises IdempotencyMismatch if the key is held with another `request_hash`."""
-        ...
-
-    async def complete_idempotency_key(self, key: str, response: bytes) -> None: ...
-
-    async def release_idempotency_key(self, key: str) -> None:
-        """Forget an in-progress claim whose operation failed, so that a retry can run it again."""
         ...
 
     # -- audit -------------------------------------------------------------------------------------------------

@@ -133,7 +133,69 @@ _INITIAL_SCHEMA: Final = (
     "CREATE INDEX audit_log_order_id_idx ON audit_log (order_id, id)",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (Migration(1, "initial schema", _INITIAL_SCHEMA),)
+_REFUND_REQUESTS: Final = (
+    # One row per refund asked of the gateway, written BEFORE Stripe is called: when Stripe's answer is lost (a
+    # timeout, a crash), the row is still `pending` and the next refund call of that order settles it by looking
+    # for a Stripe refund whose metadata names it, so nothing is ever refunded twice. Its id is the Stripe
+    # idempotency key's tail. `caller_key` is the caller's own idempotency key, kept for good (not 24 hours).
+    # PG: result BYTEA.
+    """
+    CREATE TABLE refund_requests (
+        id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES orders (order_id),
+        caller_key TEXT UNIQUE,
+        fingerprint TEXT NOT NULL,
+        requested_amount BIGINT CHECK (requested_amount > 0),
+        amount BIGINT NOT NULL CHECK (amount > 0),
+        reason TEXT,
+        requested_by TEXT NOT NULL,
+        request_id TEXT,
+        status TEXT NOT NULL,
+        tries INTEGER NOT NULL CHECK (tries >= 1),
+        refund_id TEXT,
+        result BLOB,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    # At most one refund in flight per order, across every process sharing the database: the amount left to
+    # refund is only known once the previous refund is settled.
+    "CREATE UNIQUE INDEX refund_requests_one_pending ON refund_requests (order_id) WHERE status = 'pending'",
+    # Refunds that reach us from Stripe (webhooks: a refund made in the Dashboard) have no request of ours, so
+    # the Stripe idempotency key column gives way to a nullable link to the request. Rebuilt, not altered:
+    # SQLite cannot drop a NOT NULL; create-copy-drop-rename is portable.
+    """
+    CREATE TABLE refunds_new (
+        id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES orders (order_id),
+        payment_intent_id TEXT NOT NULL,
+        amount BIGINT NOT NULL CHECK (amount > 0),
+        currency TEXT NOT NULL CHECK (length(currency) = 3),
+        status TEXT NOT NULL,
+        reason TEXT,
+        requested_by TEXT NOT NULL,
+        refund_request_id TEXT REFERENCES refund_requests (id),
+        created_at TEXT NOT NULL
+    )
+    """,
+    """
+    INSERT INTO refunds_new (id, order_id, payment_intent_id, amount, currency, status, reason, requested_by,
+        refund_request_id, created_at)
+    SELECT id, order_id, payment_intent_id, amount, currency, status, reason, requested_by, NULL, created_at
+    FROM refunds
+    """,
+    "DROP TABLE refunds",
+    "ALTER TABLE refunds_new RENAME TO refunds",
+    "CREATE INDEX refunds_order_id_idx ON refunds (order_id, created_at)",
+    # Replaced by refund_requests (kept for good, not 24 hours; settled against Stripe when in doubt).
+    "DROP TABLE idempotency_records",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(1, "initial schema", _INITIAL_SCHEMA),
+    Migration(2, "refund requests", _REFUND_REQUESTS),
+)
 """Append only: a released migration is never edited, a change is a new one."""
 
 LATEST_VERSION: Final = MIGRATIONS[-1].version

@@ -10,13 +10,14 @@ import msgspec
 __all__ = [
     "AuditEntry",
     "Customer",
-    "IdempotencyRecord",
     "NewOrder",
     "Order",
     "OrderUpdate",
     "PaymentIntentRecord",
     "PaymentStatus",
     "Refund",
+    "RefundRequest",
+    "RefundRequestStatus",
     "WebhookEvent",
     "WebhookEventStatus",
 ]
@@ -118,8 +119,51 @@ class Refund(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     reason: str | None
     requested_by: str
-    idempotency_key: str
+    """Who asked: the caller's id, an operator, or `stripe` for a refund made outside the gateway."""
+    refund_request_id: str | None
+    """The gateway's request that made it (None for a refund made outside the gateway, e.g. in the Dashboard)."""
     created_at: str
+
+
+class RefundRequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    """Written before Stripe is asked; stays so while Stripe's answer is unknown (a timeout, a crash)."""
+    SUCCEEDED = "succeeded"
+    """Stripe made the refund (`refund_id`, `result`)."""
+    REFUSED = "refused"
+    """Stripe refused it for good (`error`): a retry with the same caller key gets the same refusal, as on Stripe."""
+    ABANDONED = "abandoned"
+    """Stripe never made it (not found there once the call could no longer be in flight): safe to try again."""
+
+
+class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One refund asked of the gateway, recorded before Stripe is called so that a lost answer is never a second
+    refund: Stripe's idempotency key and the refund's metadata name `id`, so a `pending` request can be settled by
+    finding its refund at Stripe."""
+
+    id: str
+    order_id: str
+    caller_key: str | None
+    """The caller's idempotency key: the same key always means this one refund."""
+    fingerprint: str
+    """A hash of what was asked (order, amount or `the rest`, reason): a key reused for another request is refused."""
+    requested_amount: int | None
+    """What the caller asked for; None: all that is left."""
+    amount: int
+    """What Stripe is asked to refund (all that is left is resolved to an amount before each try)."""
+    reason: str | None
+    requested_by: str
+    request_id: str | None
+    status: RefundRequestStatus
+    tries: int
+    """Bumped when an abandoned request is tried again (a new Stripe idempotency key per try)."""
+    refund_id: str | None
+    result: bytes | None
+    """The answer given to the caller, encoded, once succeeded: replayed to retries."""
+    error: str | None
+    """Why Stripe refused it (`CODE: message`), or why it was abandoned."""
+    created_at: str
+    updated_at: str
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,19 +188,6 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: int
     note: str | None
     """Why it was ignored, or the last error applying it."""
-
-
-class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcome of an operation of ours that must happen once per key (a refund request, say)."""
-
-    key: str
-    operation: str
-    request_hash: str
-    """A hash of the request's parameters: the same key with other parameters is refused."""
-    response: bytes | None
-    """The encoded outcome once done; None while the operation is in progress."""
-    created_at: str
-    expires_at: str
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,7 +3,7 @@
 aiosqlite runs every statement of a connection on one worker thread, in order. Two tasks interleaving their
 BEGIN … COMMIT on it would mix their transactions, so an asyncio.Lock is held for a whole transaction. That lock
 only shares the connection; it decides nothing. Who created an order, whether a version is still current, who
-claimed a key: the database settles those (primary keys, `ON CONFLICT`, `UPDATE … WHERE version = ?` and the
+which refund of an order is in flight: the database settles those (primary keys, `ON CONFLICT`, `UPDATE … WHERE version = ?` and the
 row count), so two processes on one file keep the same guarantees. Writes begin with `BEGIN IMMEDIATE`: a
 second writer waits (busy_timeout) for the write lock up front instead of failing when it first writes.
 
@@ -27,8 +27,8 @@ import msgspec
 
 from gateway.codec import js_iso
 from gateway.store.base import (
-    IdempotencyMismatch,
     OrderNotFound,
+    RefundInProgress,
     StaleOrder,
     StoreError,
     StoreUnavailable,
@@ -37,13 +37,14 @@ from gateway.store.migrations import apply_migrations
 from gateway.store.models import (
     AuditEntry,
     Customer,
-    IdempotencyRecord,
     NewOrder,
     Order,
     OrderUpdate,
     PaymentIntentRecord,
     PaymentStatus,
     Refund,
+    RefundRequest,
+    RefundRequestStatus,
 )
 
 __all__ = ["BUSY_TIMEOUT_MS", "Clock", "SqliteStore", "utc_now"]
@@ -92,8 +93,8 @@ def _columns(struct: type[msgspec.Struct]) -> tuple[str, ...]:
 _ORDER_COLUMNS: Final = _columns(Order)
 _INTENT_COLUMNS: Final = _columns(PaymentIntentRecord)
 _REFUND_COLUMNS: Final = _columns(Refund)
+_REFUND_REQUEST_COLUMNS: Final = _columns(RefundRequest)
 _CUSTOMER_COLUMNS: Final = _columns(Customer)
-_IDEMPOTENCY_COLUMNS: Final = _columns(IdempotencyRecord)
 _AUDIT_COLUMNS: Final = ("id", "at", "actor", "request_id", "order_id", "action", "details")
 
 
@@ -122,18 +123,25 @@ _SELECT_INTENTS: Final = _select(
     "payment_intents", _INTENT_COLUMNS, "WHERE order_id = ? ORDER BY created_at, attempt, id"
 )
 _INSERT_REFUND: Final = _insert("refunds", _REFUND_COLUMNS, "ON CONFLICT (id) DO NOTHING")
+_LINK_REFUND: Final = _insert(
+    "refunds",
+    _REFUND_COLUMNS,
+    # Recorded first from elsewhere (a webhook): keep that row, and name the request that made it.
+    "ON CONFLICT (id) DO UPDATE SET refund_request_id = excluded.refund_request_id"
+    " WHERE refunds.refund_request_id IS NULL",
+)
+# No conflict target: either uniqueness (the caller's key, or the order's one pending request) makes it a no-op.
+_INSERT_REFUND_REQUEST: Final = _insert("refund_requests", _REFUND_REQUEST_COLUMNS, "ON CONFLICT DO NOTHING")
+_SELECT_REFUND_REQUEST: Final = _select("refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE id = ?")
+_SELECT_REFUND_REQUEST_BY_KEY: Final = _select(
+    "refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE caller_key = ?"
+)
+_SELECT_PENDING_REFUND_REQUEST: Final = _select(
+    "refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE order_id = ? AND status = 'pending'"
+)
 _SELECT_REFUNDS: Final = _select("refunds", _REFUND_COLUMNS, "WHERE order_id = ? ORDER BY created_at, id")
 _INSERT_CUSTOMER: Final = _insert("customers", _CUSTOMER_COLUMNS, "ON CONFLICT (email_hash) DO NOTHING")
 _SELECT_CUSTOMER: Final = _select("customers", _CUSTOMER_COLUMNS, "WHERE email_hash = ?")
-_CLAIM_KEY: Final = _insert(
-    "idempotency_records",
-    _IDEMPOTENCY_COLUMNS,
-    # Replaces a record only once it has expired; a live one stays and the row count is 0.
-    "ON CONFLICT (key) DO UPDATE SET operation = excluded.operation, request_hash = excluded.request_hash,"
-    " response = excluded.response, created_at = excluded.created_at, expires_at = excluded.expires_at"
-    " WHERE idempotency_records.expires_at <= excluded.created_at",
-)
-_SELECT_KEY: Final = _select("idempotency_records", _IDEMPOTENCY_COLUMNS, "WHERE key = ?")
 _INSERT_AUDIT: Final = _insert("audit_log", _AUDIT_COLUMNS[1:], "")
 _SELECT_AUDIT: Final = _select("audit_log", _AUDIT_COLUMNS, "ORDER BY id DESC LIMIT ?")
 _SELECT_AUDIT_OF_ORDER: Final = _select(
@@ -310,6 +318,108 @@ class SqliteStore:
             rows = await _fetch(conn, _SELECT_REFUNDS, (order_id,))
         return [_decode(row, _REFUND_COLUMNS, Refund) for row in rows]
 
+    # -- refund requests ---------------------------------------------------------------------------------------
+
+    async def start_refund_request(
+        self, request: RefundRequest, audit: AuditEntry
+    ) -> tuple[RefundRequest, bool]:
+        if request.status is not RefundRequestStatus.PENDING:
+            raise ValueError(f"a refund request starts pending, not {request.status.value}")
+        now = self._now()
+        row = _row(msgspec.structs.replace(request, created_at=now, updated_at=now), _REFUND_REQUEST_COLUMNS)
+        audit_row = _audit_row(audit, now)
+        async with self._transaction(write=True) as conn:
+            if await _execute(conn, _INSERT_REFUND_REQUEST, row) == 1:
+                await _execute(conn, _INSERT_AUDIT, audit_row)
+                return await _fetch_refund_request(conn, _SELECT_REFUND_REQUEST, request.id), True
+            rows: list[sqlite3.Row] = []
+            if request.caller_key is not None:
+                rows = await _fetch(conn, _SELECT_REFUND_REQUEST_BY_KEY, (request.caller_key,))
+            if not rows:
+                rows = await _fetch(conn, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,))
+            if not rows:  # the id itself collided: ids are random, so this is a bug of the caller
+                raise StoreError(f"refund request {request.id} already exists")
+        return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest), False
+
+    async def get_refund_request(self, *, caller_key: str) -> RefundRequest | None:
+        async with self._transaction(write=False) as conn:
+            rows = await _fetch(conn, _SELECT_REFUND_REQUEST_BY_KEY, (caller_key,))
+        return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
+
+    async def get_pending_refund_request(self, order_id: str) -> RefundRequest | None:
+        async with self._transaction(write=False) as conn:
+            rows = await _fetch(conn, _SELECT_PENDING_REFUND_REQUEST, (order_id,))
+        return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
+
+    async def finish_refund_request(
+        self, request_id: str, refund: Refund, result: bytes, amount_refunded: int, audit: AuditEntry
+    ) -> Order:
+        now = self._now()
+        refund_row = _row(
+            msgspec.structs.replace(
+                refund, refund_request_id=request_id, created_at=refund.created_at or now
+            ),
+            _REFUND_COLUMNS,
+        )
+        audit_row = _audit_row(audit, now)
+        async with self._transaction(write=True) as conn:
+            await _execute(conn, _LINK_REFUND, refund_row)
+            finished = await _execute(
+                conn,
+                "UPDATE refund_requests SET status = 'succeeded', refund_id = ?, result = ?, error = NULL,"
+                " updated_at = ? WHERE id = ? AND status = 'pending'",
+                (refund.id, result, now, request_id),
+            )
+            raised = await _execute(
+                conn,
+                "UPDATE orders SET amount_refunded = ?, version = version + 1, updated_at = ?"
+                " WHERE order_id = ? AND amount_refunded < ?",
+                (amount_refunded, now, refund.order_id, amount_refunded),
+            )
+            if finished or raised:
+                await _execute(conn, _INSERT_AUDIT, audit_row)
+            order = await _fetch_order(conn, refund.order_id)
+        if order is None:
+            raise OrderNotFound(refund.order_id)
+        return order
+
+    async def close_refund_request(
+        self, request_id: str, status: RefundRequestStatus, error: str, audit: AuditEntry
+    ) -> RefundRequest:
+        if status not in (RefundRequestStatus.REFUSED, RefundRequestStatus.ABANDONED):
+            raise ValueError(f"a refund request closes refused or abandoned, not {status.value}")
+        now = self._now()
+        audit_row = _audit_row(audit, now)
+        async with self._transaction(write=True) as conn:
+            closed = await _execute(
+                conn,
+                "UPDATE refund_requests SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+                (status.value, error, now, request_id),
+            )
+            if closed:
+                await _execute(conn, _INSERT_AUDIT, audit_row)
+            return await _fetch_refund_request(conn, _SELECT_REFUND_REQUEST, request_id)
+
+    async def retry_refund_request(self, request_id: str, amount: int, audit: AuditEntry) -> RefundRequest:
+        now = self._now()
+        audit_row = _audit_row(audit, now)
+        async with self._transaction(write=True) as conn:
+            request = await _fetch_refund_request(conn, _SELECT_REFUND_REQUEST, request_id)
+            if request.status is not RefundRequestStatus.ABANDONED:
+                raise StoreError(f"refund request {request_id} is {request.status.value}, not abandoned")
+            # Checked inside the write transaction (BEGIN IMMEDIATE: no other writer meanwhile); the partial
+            # unique index would refuse a second pending request anyway.
+            if await _fetch(conn, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,)):
+                raise RefundInProgress(f"order {request.order_id} has a refund request pending")
+            await _execute(
+                conn,
+                "UPDATE refund_requests SET status = 'pending', amount = ?, tries = tries + 1, error = NULL,"
+                " updated_at = ? WHERE id = ?",
+                (amount, now, request_id),
+            )
+            await _execute(conn, _INSERT_AUDIT, audit_row)
+            return await _fetch_refund_request(conn, _SELECT_REFUND_REQUEST, request_id)
+
     # -- customers ---------------------------------------------------------------------------------------------
 
     async def get_customer(self, email_hash: str) -> Customer | None:
@@ -326,40 +436,6 @@ class SqliteStore:
             await _execute(conn, _INSERT_CUSTOMER, row)
             rows = await _fetch(conn, _SELECT_CUSTOMER, (customer.email_hash,))
         return _decode(rows[0], _CUSTOMER_COLUMNS, Customer)
-
-    # -- idempotency -------------------------------------------------------------------------------------------
-
-    async def claim_idempotency_key(
-        self, key: str, operation: str, request_hash: str, ttl_seconds: int
-    ) -> tuple[IdempotencyRecord, bool]:
-        if ttl_seconds < 0:
-            raise ValueError(f"ttl_seconds must not be negative: {ttl_seconds}")
-        moment = self._clock()
-        claim = IdempotencyRecord(
-            key=key,
-            operation=operation,
-            request_hash=request_hash,
-            response=None,
-            created_at=js_iso(moment),
-            expires_at=js_iso(moment + datetime.timedelta(seconds=ttl_seconds)),
-        )
-        async with self._transaction(write=True) as conn:
-            if await _execute(conn, _CLAIM_KEY, _row(claim, _IDEMPOTENCY_COLUMNS)) == 1:
-                return claim, True
-            rows = await _fetch(conn, _SELECT_KEY, (key,))
-        held = _decode(rows[0], _IDEMPOTENCY_COLUMNS, IdempotencyRecord)
-        if held.request_hash != request_hash or held.operation != operation:
-            raise IdempotencyMismatch(f"idempotency key {key!r} was used with other parameters")
-        return held, False
-
-    async def complete_idempotency_key(self, key: str, response: bytes) -> None:
-        async with self._transaction(write=True) as conn:
-            await _execute(conn, "UPDATE idempotency_records SET response = ? WHERE key = ?", (response, key))
-
-    async def release_idempotency_key(self, key: str) -> None:
-        # Only an in-progress claim: a completed outcome must keep answering retries until it expires.
-        async with self._transaction(write=True) as conn:
-            await _execute(conn, "DELETE FROM idempotency_records WHERE key = ? AND response IS NULL", (key,))
 
     # -- audit -------------------------------------------------------------------------------------------------
 
@@ -471,6 +547,13 @@ async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[object])
 async def _fetch_order(conn: aiosqlite.Connection, order_id: str) -> Order | None:
     rows = await _fetch(conn, _SELECT_ORDER, (order_id,))
     return _decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
+
+
+async def _fetch_refund_request(conn: aiosqlite.Connection, sql: str, key: str) -> RefundRequest:
+    rows = await _fetch(conn, sql, (key,))
+    if not rows:
+        raise StoreError(f"no refund request {key}")
+    return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest)
 
 
 def _decode(row: Sequence[object], columns: Sequence[str], struct: type[_S]) -> _S:

@@ -4,6 +4,7 @@ request id (never the key)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -218,6 +219,20 @@ class StripeApi:
             ),
         )
         return _decode(refund, Refund)
+
+    async def list_refunds(self, payment_intent_id: str) -> list[Refund]:
+        """Every refund of the PaymentIntent, newest first (all pages)."""
+        refunds: list[Refund] = []
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "limit": 100}
+        while True:
+            page = await self._call(
+                "refunds.list",
+                functools.partial(self._client.v1.refunds.list_async, dict(params)),  # type: ignore[arg-type]
+            )
+            refunds.extend(_decode(item, Refund) for item in page.data)
+            if not page.has_more or not page.data:
+                return refunds
+            params["starting_after"] = refunds[-1].id
 
     # -- customers ---------------------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ class Refund(msgspec.Struct, frozen=True):
     charge: str | None = None
     payment_intent: str | None = None
     reason: str | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Customer(msgspec.Struct, frozen=True):

@@ -17,13 +17,15 @@ import pytest
 from gateway.store import (
     AuditEntry,
     Customer,
-    IdempotencyMismatch,
     NewOrder,
     OrderNotFound,
     OrderUpdate,
     PaymentIntentRecord,
     PaymentStatus,
     Refund,
+    RefundInProgress,
+    RefundRequest,
+    RefundRequestStatus,
     StaleOrder,
     Store,
     StoreError,
@@ -33,7 +35,7 @@ from gateway.store import (
 )
 from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
 from gateway.store.sqlite import SqliteStore
-from tests.store.conftest import FakeClock, StoreOpener
+from tests.store.conftest import StoreOpener
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -65,7 +67,7 @@ def intent(
     )
 
 
-def refund(refund_id: str, created_at: str, key: str | None = None, order_id: str = "ord_1") -> Refund:
+def refund(refund_id: str, created_at: str, order_id: str = "ord_1", request: str | None = None) -> Refund:
     return Refund(
         id=refund_id,
         order_id=order_id,
@@ -75,7 +77,7 @@ def refund(refund_id: str, created_at: str, key: str | None = None, order_id: st
         status="succeeded",
         reason=None,
         requested_by="operator:alice",
-        idempotency_key=key or f"key_{refund_id}",
+        refund_request_id=request,
         created_at=created_at,
     )
 
@@ -326,20 +328,150 @@ async def test_add_refund_once_and_list_oldest_first(store: Store) -> None:
     assert [entry.action for entry in await store.list_audit()].count("refund.created") == 2
 
 
-async def test_refund_idempotency_key_is_unique_and_order_must_exist(store: Store) -> None:
-    await store.create_order(new_order(), audit("order.created"))
-    first = refund("re_a", "2024-01-15T10:30:00.000Z", key="same")
-    assert await store.add_refund(first, audit("refund.created"))
-    with pytest.raises(StoreError):
-        await store.add_refund(
-            refund("re_b", "2024-01-15T10:31:00.000Z", key="same"), audit("refund.created")
-        )
+async def test_refund_needs_its_order(store: Store) -> None:
     with pytest.raises(StoreError):
         await store.add_refund(
             refund("re_c", "2024-01-15T10:31:00.000Z", order_id="nope"), audit("x", "nope")
         )
-    assert await store.list_refunds("ord_1") == [first]
-    assert [entry.action for entry in await store.list_audit()] == ["refund.created", "order.created"]
+    assert await store.list_refunds("nope") == []
+    assert await store.list_audit() == []
+
+
+# -- refund requests -------------------------------------------------------------------------------------------
+
+
+def refund_request(
+    request_id: str = "rr_1", caller_key: str | None = None, amount: int = 500, order_id: str = "ord_1"
+) -> RefundRequest:
+    return RefundRequest(
+        id=request_id,
+        order_id=order_id,
+        caller_key=caller_key,
+        fingerprint="fp",
+        requested_amount=amount,
+        amount=amount,
+        reason=None,
+        requested_by="operator:alice",
+        request_id="req_1",
+        status=RefundRequestStatus.PENDING,
+        tries=1,
+        refund_id=None,
+        result=None,
+        error=None,
+        created_at="",
+        updated_at="",
+    )
+
+
+async def test_one_pending_refund_request_per_order(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    first, started = await store.start_refund_request(refund_request("rr_1"), audit("refund.requested"))
+    assert started
+    assert (first.status, first.tries) == (RefundRequestStatus.PENDING, 1)
+    assert ISO.match(first.created_at)
+    assert await store.get_pending_refund_request("ord_1") == first
+
+    second, started = await store.start_refund_request(refund_request("rr_2"), audit("refund.requested"))
+    assert (second, started) == (first, False)
+    assert [entry.action for entry in await store.list_audit()].count("refund.requested") == 1
+
+
+async def test_refund_request_caller_key_names_one_request_for_good(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    await store.start_refund_request(refund_request("rr_1", "key-1"), audit("refund.requested"))
+    await store.close_refund_request("rr_1", RefundRequestStatus.REFUSED, "no", audit("refund.refused"))
+    again, started = await store.start_refund_request(
+        refund_request("rr_2", "key-1"), audit("refund.requested")
+    )
+    assert not started
+    assert (again.id, again.status, again.error) == ("rr_1", RefundRequestStatus.REFUSED, "no")
+    assert await store.get_refund_request(caller_key="key-1") == again
+    assert await store.get_refund_request(caller_key="other") is None
+
+
+async def test_finish_refund_request_records_all_in_one_transaction(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    await store.start_refund_request(refund_request("rr_1", "key-1"), audit("refund.requested"))
+    made = refund("re_1", "")
+    order = await store.finish_refund_request("rr_1", made, b'{"ok":true}', 500, audit("refund.created"))
+    assert order.amount_refunded == 500
+    [recorded] = await store.list_refunds("ord_1")
+    assert (recorded.id, recorded.refund_request_id) == ("re_1", "rr_1")
+    done = await store.get_refund_request(caller_key="key-1")
+    assert done is not None
+    assert (done.status, done.refund_id, done.result) == (
+        RefundRequestStatus.SUCCEEDED,
+        "re_1",
+        b'{"ok":true}',
+    )
+    assert await store.get_pending_refund_request("ord_1") is None
+
+    # Finishing again (a second settlement) changes nothing and lowers nothing.
+    again = await store.finish_refund_request("rr_1", made, b"other", 300, audit("refund.created"))
+    assert again.amount_refunded == 500
+    assert [entry.action for entry in await store.list_audit()].count("refund.created") == 1
+
+
+async def test_finish_links_a_refund_recorded_first_from_elsewhere(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    await store.add_refund(refund("re_1", "2024-01-15T10:30:00.000Z"), audit("refund.recorded"))
+    await store.start_refund_request(refund_request("rr_1"), audit("refund.requested"))
+    await store.finish_refund_request("rr_1", refund("re_1", ""), b"{}", 500, audit("refund.created"))
+    [recorded] = await store.list_refunds("ord_1")
+    assert (recorded.refund_request_id, recorded.created_at) == ("rr_1", "2024-01-15T10:30:00.000Z")
+
+
+async def test_finish_refund_request_is_all_or_nothing(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    await store.start_refund_request(refund_request("rr_1"), audit("refund.requested"))
+    unknown_order = refund("re_1", "", order_id="nope")
+    with pytest.raises(StoreError):
+        await store.finish_refund_request("rr_1", unknown_order, b"{}", 500, audit("refund.created"))
+    pending = await store.get_pending_refund_request("ord_1")
+    assert pending is not None
+    assert pending.id == "rr_1"
+    assert await store.list_refunds("nope") == []
+
+
+async def test_abandoned_refund_request_can_be_retried_once_nothing_else_is_pending(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    await store.start_refund_request(refund_request("rr_1", "key-1"), audit("refund.requested"))
+    closed = await store.close_refund_request(
+        "rr_1", RefundRequestStatus.ABANDONED, "not found", audit("refund.abandoned")
+    )
+    assert (closed.status, closed.error) == (RefundRequestStatus.ABANDONED, "not found")
+    # Closing again is a no-op: only a pending request closes.
+    same = await store.close_refund_request("rr_1", RefundRequestStatus.REFUSED, "x", audit("refund.refused"))
+    assert same.status is RefundRequestStatus.ABANDONED
+
+    await store.start_refund_request(refund_request("rr_2"), audit("refund.requested"))
+    with pytest.raises(RefundInProgress):
+        await store.retry_refund_request("rr_1", 400, audit("refund.retried"))
+    await store.close_refund_request("rr_2", RefundRequestStatus.ABANDONED, "x", audit("refund.abandoned"))
+
+    retried = await store.retry_refund_request("rr_1", 400, audit("refund.retried"))
+    assert (retried.status, retried.tries, retried.amount, retried.error) == (
+        RefundRequestStatus.PENDING,
+        2,
+        400,
+        None,
+    )
+    with pytest.raises(StoreError):  # only an abandoned request is retried
+        await store.retry_refund_request("rr_1", 400, audit("refund.retried"))
+
+
+async def test_concurrent_refund_requests_of_one_order_start_once(open_instance: StoreOpener) -> None:
+    first, second = await open_instance(), await open_instance()
+    await first.create_order(new_order(), audit("order.created"))
+    starts = [
+        (first if i % 2 else second).start_refund_request(
+            refund_request(f"rr_{i}"), audit("refund.requested")
+        )
+        for i in range(10)
+    ]
+    results = await asyncio.gather(*starts)
+    assert sum(started for _, started in results) == 1
+    assert len({request.id for request, _ in results}) == 1
 
 
 # -- customers -------------------------------------------------------------------------------------------------
@@ -353,81 +485,6 @@ async def test_customers_first_writer_wins(store: Store) -> None:
     second = await store.add_customer(Customer(email_hash="hash_1", customer_id="cus_2", created_at=""))
     assert second == first
     assert await store.get_customer("hash_1") == first
-
-
-# -- idempotency -----------------------------------------------------------------------------------------------
-
-
-async def test_idempotency_claim_in_progress_then_done(store: Store) -> None:
-    record, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
-    assert claimed
-    assert (record.key, record.operation, record.request_hash, record.response) == (
-        "k1",
-        "refund",
-        "h1",
-        None,
-    )
-    assert record.expires_at > record.created_at
-
-    in_progress, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
-    assert not claimed
-    assert in_progress == record
-
-    await store.complete_idempotency_key("k1", b'{"refund":"re_1"}')
-    done, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
-    assert not claimed
-    assert done.response == b'{"refund":"re_1"}'
-    assert done.created_at == record.created_at
-
-
-async def test_idempotency_key_with_other_parameters_is_refused(store: Store) -> None:
-    await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
-    with pytest.raises(IdempotencyMismatch):
-        await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=3600)
-    await store.complete_idempotency_key("k1", b"done")
-    with pytest.raises(IdempotencyMismatch):
-        await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=3600)
-
-
-async def test_idempotency_release_makes_the_key_claimable(store: Store) -> None:
-    await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
-    await store.release_idempotency_key("k1")
-    _, claimed = await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=3600)
-    assert claimed
-
-
-async def test_idempotency_release_keeps_a_completed_outcome(store: Store) -> None:
-    await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
-    await store.complete_idempotency_key("k1", b"done")
-    await store.release_idempotency_key("k1")
-    record, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=3600)
-    assert not claimed
-    assert record.response == b"done"
-
-
-async def test_idempotency_expired_record_is_claimed_as_new(store: Store, clock: FakeClock) -> None:
-    old, _ = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=60)
-    await store.complete_idempotency_key("k1", b"done")
-    clock.advance(30)
-    _, claimed = await store.claim_idempotency_key("k1", "refund", "h1", ttl_seconds=60)
-    assert not claimed
-
-    clock.advance(31)
-    new, claimed = await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=60)
-    assert claimed
-    assert (new.request_hash, new.response) == ("h2", None)
-    assert new.created_at > old.expires_at
-    again, claimed = await store.claim_idempotency_key("k1", "refund", "h2", ttl_seconds=60)
-    assert (again, claimed) == (new, False)
-
-
-async def test_concurrent_claims_have_one_winner(open_instance: StoreOpener) -> None:
-    first, second = await open_instance(), await open_instance()
-    claims = [
-        (first if i % 2 else second).claim_idempotency_key("k1", "refund", "h1", 3600) for i in range(10)
-    ]
-    results = await asyncio.gather(*claims)
-    assert sum(claimed for _, claimed in results) == 1
 
 
 # -- audit -----------------------------------------------------------------------------------------------------
@@ -531,21 +588,21 @@ async def _migration_rows(database: Path) -> list[tuple[int, str, str]]:
 
 
 async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: Path) -> None:
-    assert LATEST_VERSION == MIGRATIONS[-1].version == 1
+    assert LATEST_VERSION == MIGRATIONS[-1].version == 2
     await (await SqliteStore.open(database)).close()
-    [(version, name, applied_at)] = await _migration_rows(database)
-    assert (version, name) == (1, "initial schema")
-    assert ISO.match(applied_at)
+    rows = await _migration_rows(database)
+    assert [(version, name) for version, name, _ in rows] == [(1, "initial schema"), (2, "refund requests")]
+    assert all(ISO.match(applied_at) for _, _, applied_at in rows)
 
     await (await SqliteStore.open(database)).close()  # reopening is a no-op
-    assert await _migration_rows(database) == [(version, name, applied_at)]
+    assert await _migration_rows(database) == rows
     async with aiosqlite.connect(database, isolation_level=None) as connection:
         assert await apply_migrations(connection, lambda: "x") == []
         await connection.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (2, 'from the future', 'x')"
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (3, 'from the future', 'x')"
         )
 
-    with pytest.raises(StoreError, match="version 2"):
+    with pytest.raises(StoreError, match="version 3"):
         await SqliteStore.open(database)
 
 
@@ -553,7 +610,40 @@ async def test_sqlite_two_processes_migrate_a_fresh_file_together(database: Path
     stores = await asyncio.gather(SqliteStore.open(database), SqliteStore.open(database))
     for store in stores:
         await store.close()
-    assert [row[:2] for row in await _migration_rows(database)] == [(1, "initial schema")]
+    assert [row[:2] for row in await _migration_rows(database)] == [
+        (migration.version, migration.name) for migration in MIGRATIONS
+    ]
+
+
+async def test_sqlite_migration_2_keeps_the_refunds_recorded_before_it(database: Path) -> None:
+    async with aiosqlite.connect(database, isolation_level=None) as connection:
+        assert await apply_migrations(connection, lambda: "2024-01-15T10:30:00.000Z", MIGRATIONS[:1]) == [1]
+        await connection.execute(
+            "INSERT INTO orders VALUES ('ord_1', 1500, 'eur', 'succeeded', 'pi_1', NULL, 1500, 500, 1, 'n', NULL,"
+            " NULL, 3, 'x', 'x')"
+        )
+        await connection.execute(
+            "INSERT INTO refunds VALUES ('re_1', 'ord_1', 'pi_1', 500, 'eur', 'succeeded', NULL, 'operator:a',"
+            " 'key_1', '2024-01-15T10:30:00.000Z')"
+        )
+    store = await SqliteStore.open(database)
+    try:
+        assert await store.list_refunds("ord_1") == [
+            Refund(
+                id="re_1",
+                order_id="ord_1",
+                payment_intent_id="pi_1",
+                amount=500,
+                currency="eur",
+                status="succeeded",
+                reason=None,
+                requested_by="operator:a",
+                refund_request_id=None,
+                created_at="2024-01-15T10:30:00.000Z",
+            )
+        ]
+    finally:
+        await store.close()
 
 
 async def test_open_store_relative_url_creates_the_directory(
