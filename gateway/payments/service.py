@@ -83,7 +83,7 @@ CANCELABLE: Final = UPDATABLE | {PaymentStatus.REQUIRES_CAPTURE}
 FINAL: Final = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED})
 CAS_ATTEMPTS: Final = 8
 STATUS_REFRESH_SECONDS: Final = 2.0
-NATIVE_PAY_CACHE_SIZE: Final = 1024
+NO_WALLETS: Final = NativePayAvailability(apple_pay=False, google_pay=False)
 REFUND_REQUEST_METADATA: Final = "gateway_refund_request"
 """The refund's metadata key naming our refund request: how a refund whose answer was lost is found again."""
 _REFUND_REFUSALS: Final = frozenset({FailureKind.INVALID_REQUEST, FailureKind.CARD, FailureKind.NOT_FOUND})
@@ -174,8 +174,9 @@ class PaymentService:
         self._settings = settings
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._refreshed: dict[str, float] = {}
-        self._native_pay: dict[str, tuple[float, NativePayAvailability]] = {}
-        self._native_pay_flights: dict[str, asyncio.Task[NativePayAvailability]] = {}
+        self._wallets: tuple[float, dict[str, NativePayAvailability]] | None = None
+        """When the account's payment method domains were fetched, and each enabled domain's wallets."""
+        self._wallets_flight: asyncio.Task[dict[str, NativePayAvailability]] | None = None
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -798,49 +799,54 @@ class PaymentService:
     # -- stripe.checkNativePayAvailability ---------------------------------------------------------------------
 
     async def native_pay_availability(self, domain: str) -> NativePayAvailability:
-        """Apple Pay / Google Pay for a web domain, from Stripe's payment method domains, cached for
-        GATEWAY_NATIVE_PAY_CACHE_TTL seconds. When Stripe cannot be reached, the last known answer is served
-        (and the log says so); with none, the error is the caller's."""
+        """Apple Pay / Google Pay for a web domain, from Stripe's payment method domains.
+
+        The account's whole registration list is fetched (one Stripe call per GATEWAY_NATIVE_PAY_CACHE_TTL seconds,
+        however many callers and domains) and every domain is answered from it: asking Stripe per domain would let
+        anyone spend the account's Stripe rate limit by asking for random names. When Stripe cannot be reached,
+        the last known list answers (and the log says so); with none, the error is the caller's."""
         domain = domain.lower()
         if not _HOSTNAME.fullmatch(
             domain
         ):  # the schema's pattern, whose `$` also matches before a final newline
             raise _invalid(["domain"], "Expected a host name such as shop.example.com")
-        cached = self._native_pay.get(domain)
+        cached = self._wallets
         now = time.monotonic()
         if cached is not None and now - cached[0] < self._settings.gateway_native_pay_cache_ttl:
-            return cached[1]
-        flight = self._native_pay_flights.get(domain)
+            return cached[1].get(domain, NO_WALLETS)
+        flight = self._wallets_flight
         if flight is None:
-            flight = asyncio.ensure_future(self._fetch_native_pay(domain))
-            self._native_pay_flights[domain] = flight
-            flight.add_done_callback(lambda done: self._flight_done(domain, done))
+            flight = self._wallets_flight = asyncio.ensure_future(self._fetch_wallets())
+            flight.add_done_callback(self._wallets_fetched)
         try:
-            return await asyncio.shield(flight)
+            wallets = await asyncio.shield(flight)
         except StripeCallError as failure:
             if cached is None or not failure.transient:
                 raise
             logger.bind(domain=domain, kind=failure.kind.value, ageSeconds=round(now - cached[0])).warning(
                 "native_pay_served_stale"
             )
-            return cached[1]
+            wallets = cached[1]
+        return wallets.get(domain, NO_WALLETS)
 
-    def _flight_done(self, domain: str, flight: asyncio.Task[NativePayAvailability]) -> None:
-        self._native_pay_flights.pop(domain, None)
+    def _wallets_fetched(self, flight: asyncio.Task[dict[str, NativePayAvailability]]) -> None:
+        self._wallets_flight = None
         if not flight.cancelled():
             flight.exception()  # retrieved, even when every caller has gone: no "never retrieved" warning
 
-    async def _fetch_native_pay(self, domain: str) -> NativePayAvailability:
-        domains = await self._stripe.list_payment_method_domains(domain)
-        usable = [d for d in domains if d.enabled and d.domain_name.lower() == domain]
-        answer = NativePayAvailability(
-            apple_pay=any(d.apple_pay.status == "active" for d in usable),
-            google_pay=any(d.google_pay.status == "active" for d in usable),
-        )
-        if len(self._native_pay) >= NATIVE_PAY_CACHE_SIZE:
-            self._native_pay.pop(next(iter(self._native_pay)))
-        self._native_pay[domain] = (time.monotonic(), answer)
-        return answer
+    async def _fetch_wallets(self) -> dict[str, NativePayAvailability]:
+        wallets: dict[str, NativePayAvailability] = {}
+        for registered in await self._stripe.list_payment_method_domains():
+            if not registered.enabled:
+                continue
+            name = registered.domain_name.lower()
+            known = wallets.get(name, NO_WALLETS)
+            wallets[name] = NativePayAvailability(
+                apple_pay=known.apple_pay or registered.apple_pay.status == "active",
+                google_pay=known.google_pay or registered.google_pay.status == "active",
+            )
+        self._wallets = (time.monotonic(), wallets)
+        return wallets
 
     # -- development only --------------------------------------------------------------------------------------
 

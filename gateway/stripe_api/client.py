@@ -275,9 +275,18 @@ class StripeApi:
 
     # -- payment method domains --------------------------------------------------------------------------------
 
-    async def list_payment_method_domains(self, domain: str) -> list[PaymentMethodDomain]:
-        page = await self._call(
-            "payment_method_domains.list",
-            lambda: self._client.v1.payment_method_domains.list_async({"domain_name": domain}),
-        )
-        return [_decode(item, PaymentMethodDomain) for item in page.data]
+    async def list_payment_method_domains(self, domain: str | None = None) -> list[PaymentMethodDomain]:
+        """The account's payment method domains (all pages), or only those named `domain`."""
+        domains: list[PaymentMethodDomain] = []
+        params: dict[str, Any] = {"limit": 100}
+        if domain is not None:
+            params["domain_name"] = domain
+        while True:
+            page = await self._call(
+                "payment_method_domains.list",
+                functools.partial(self._client.v1.payment_method_domains.list_async, dict(params)),  # type: ignore[arg-type]
+            )
+            domains.extend(_decode(item, PaymentMethodDomain) for item in page.data)
+            if not page.has_more or not page.data:
+                return domains
+            params["starting_after"] = domains[-1].id

@@ -491,8 +491,25 @@ async def test_native_pay_serves_the_last_known_answer_while_stripe_is_unreachab
 
     assert before == {"ok": True, "data": {"applePay": True, "googlePay": True}}
     assert during == before  # cache TTL 0: Stripe was asked, failed, and the last answer was served
-    assert error_of(never_seen)["code"] == "BAD_GATEWAY"
+    # The last known registration list answers for every domain: this one was not in it.
+    assert never_seen == {"ok": True, "data": {"applePay": False, "googlePay": False}}
     assert "native_pay_served_stale" in events
+
+
+async def test_native_pay_without_any_known_answer_is_bad_gateway_while_stripe_is_unreachable(
+    fresh_stripe_emulator: StripeEmulator, tmp_path: Path
+) -> None:
+    settings = payment_settings(fresh_stripe_emulator, tmp_path / "db.sqlite3")
+    call = [
+        {"type": "query", "path": "stripe.checkNativePayAvailability", "input": {"domain": "a.example.com"}}
+    ]
+    async with running_gateway(settings) as gateway:
+        fresh_stripe_emulator.stop()
+        try:
+            [result] = await run_calls(gateway.trpc_url, call)
+        finally:
+            fresh_stripe_emulator.start()
+    assert error_of(result)["code"] == "BAD_GATEWAY"
 
 
 async def register_domain(emulator: StripeEmulator, domain: str) -> None:
