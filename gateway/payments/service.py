@@ -419,13 +419,17 @@ class PaymentService:
         known = await self._store.get_customer(email_hash)
         if known is not None:
             return known.customer_id
-        created = await self._stripe.create_customer(
-            email=customer.email.strip(),
-            name=customer.name,
-            phone=customer.phone,
-            idempotency_key=f"customer:{email_hash}",
-            metadata={},
-        )
+        # Created from the e-mail alone, so that every retry sends the very same request under this key (a retry
+        # with a corrected name must not be refused as "another request"); the name and phone are set after.
+        created = await self._stripe.create_customer(email=email, idempotency_key=f"customer:{email_hash}")
+        if customer.name or customer.phone:
+            details = hashlib.sha256(msgspec.json.encode([customer.name, customer.phone])).hexdigest()[:16]
+            await self._stripe.update_customer(
+                created.id,
+                name=customer.name,
+                phone=customer.phone,
+                idempotency_key=f"customer:{email_hash}:details:{details}",
+            )
         stored = await self._store.add_customer(
             Customer(email_hash=email_hash, customer_id=created.id, created_at=now_iso())
         )

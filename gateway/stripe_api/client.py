@@ -236,23 +236,27 @@ class StripeApi:
 
     # -- customers ---------------------------------------------------------------------------------------------
 
-    async def create_customer(
-        self,
-        *,
-        email: str,
-        name: str | None,
-        phone: str | None,
-        idempotency_key: str,
-        metadata: Mapping[str, str],
+    async def create_customer(self, *, email: str, idempotency_key: str) -> Customer:
+        customer = await self._call(
+            "customers.create",
+            lambda: self._client.v1.customers.create_async(
+                {"email": email}, {"idempotency_key": idempotency_key}
+            ),
+        )
+        return _decode(customer, Customer)
+
+    async def update_customer(
+        self, customer_id: str, *, name: str | None, phone: str | None, idempotency_key: str
     ) -> Customer:
-        params: dict[str, Any] = {"email": email, "metadata": dict(metadata)}
+        params: dict[str, Any] = {}
         if name:
             params["name"] = name
         if phone:
             params["phone"] = phone
         customer = await self._call(
-            "customers.create",
-            lambda: self._client.v1.customers.create_async(
+            "customers.update",
+            lambda: self._client.v1.customers.update_async(
+                customer_id,
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             ),

@@ -199,6 +199,12 @@ async def test_a_customer_gets_a_stripe_customer_and_an_ephemeral_key(payments: 
     # Anonymous callers never share a Customer by e-mail alone: that would hand whoever types an address an
     # ephemeral key to that person's saved cards.
     assert other_order["customerId"] != first["customerId"]
+    client, http = payments.stripe_client()
+    try:
+        at_stripe = await client.v1.customers.retrieve_async(first["customerId"])
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
+    assert (at_stripe.email, at_stripe.name) == ("ann@example.com", "Ann")
 
 
 # -- pay, status -------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 PaymentService against the local emulator over HTTP and a real SQLite file. What cannot be provoked from outside —
 Stripe making a refund and the answer then being lost on the way back — is injected: `LossyStripe` is the real
 StripeApi whose next `create_refund` loses its answer after Stripe made the refund (`made`), fails before reaching
-Stripe (`not_made`), or is refused (`refused`).
+Stripe (`not_made`), or is refused (`refused`); and `FlakyStore` fails the store write that records a refund
+Stripe made.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import stripe
 from gateway.errors import ErrorCode, TRPCError
 from gateway.payments import Actor, PaymentService
 from gateway.settings import Settings
-from gateway.store import RefundRequestStatus
+from gateway.store import RefundRequestStatus, StoreUnavailable
 from gateway.store.sqlite import SqliteStore
 from gateway.stripe_api import FailureKind, StripeApi, StripeCallError
 from gateway.stripe_api.models import Refund
 from schemas.stripe import CreatePaymentIntentInput
+from tests.support.flaky_store import FaultTiming, FlakyStore
 from tests.support.stripe_emulator import StripeEmulator
 
 OPERATOR = Actor("operator:alice", "req_1", is_admin=True)
@@ -58,12 +60,14 @@ class LossyStripe(StripeApi):
 class Refunds:
     api: LossyStripe
     store: SqliteStore
+    flaky: FlakyStore
+    """The same store, where a test can inject a fault."""
     settings: Settings
     sdk: stripe.StripeClient
 
     def service(self, refund_in_flight_seconds: float = 0.0) -> PaymentService:
         return PaymentService(
-            self.store, self.api, self.settings, refund_in_flight_seconds=refund_in_flight_seconds
+            self.flaky, self.api, self.settings, refund_in_flight_seconds=refund_in_flight_seconds
         )
 
     async def paid_order(self, order_id: str, amount: int = 2500) -> None:
@@ -103,7 +107,7 @@ async def refunds(fresh_stripe_emulator: StripeEmulator, tmp_path: Path) -> Asyn
         emulator.secret_key, base_addresses={"api": emulator.api_base}, http_client=http
     )
     try:
-        yield Refunds(lossy, store, settings, sdk)
+        yield Refunds(lossy, store, FlakyStore(store), settings, sdk)
     finally:
         await http.close_async()  # type: ignore[no-untyped-call]
         await lossy.close()
@@ -240,3 +244,28 @@ async def test_a_refused_keyed_refund_is_refused_again_without_asking_stripe(ref
     made = await service.refund("refused", 700, OPERATOR)
     assert made.amount_refunded == 700
     assert await refunds.refunds_at_stripe("refused") == [700]
+
+
+@pytest.mark.parametrize(
+    ("timing", "key"),
+    [("before", None), ("before", "refund-crash"), ("after", "refund-crash")],
+)
+async def test_a_refund_whose_store_write_was_injected_to_fail_is_recorded_once_by_the_retry(
+    refunds: Refunds, timing: FaultTiming, key: str | None
+) -> None:
+    """`before`: the refund is still pending, and the retry finds it at Stripe. `after`: it was recorded but the
+    caller never heard; only its idempotency key tells a retry from a new refund (as on Stripe itself)."""
+    await refunds.paid_order("crash")
+    refunds.flaky.inject_fault("finish_refund_request", timing=timing)
+    service = refunds.service(refund_in_flight_seconds=3600)
+    with pytest.raises(StoreUnavailable):
+        await service.refund("crash", 900, OPERATOR, idempotency_key=key)
+    assert refunds.flaky.faults_raised == ["finish_refund_request#1"]
+
+    retried = await service.refund("crash", 900, OPERATOR, idempotency_key=key)
+
+    assert await refunds.refunds_at_stripe("crash") == [900]
+    assert [refund.id for refund in await refunds.store.list_refunds("crash")] == [retried.refund_id]
+    assert await refunds.refunded_total("crash") == 900
+    actions = [entry.action for entry in await refunds.store.list_audit("crash")]
+    assert actions.count("refund.created") == 1
