@@ -20,6 +20,7 @@ import msgspec
 from loguru import logger
 
 from gateway.settings import ConfigurationError, Settings
+from gateway.webhooks.signature import parse_webhook_secrets
 
 __all__ = ["EMULATOR_STATE", "EmulatorState", "LocalStripe", "read_emulator_state"]
 
@@ -64,7 +65,9 @@ class LocalStripe:
                 "STRIPE_SECRET_KEY is not set and the local Stripe emulator is not in this installation "
                 "(it ships with the source checkout: run ./scripts/setup there), so there is no Stripe to call"
             )
-        webhook_secret = settings.stripe_webhook_secret or f"whsec_emulator_{secrets.token_hex(16)}"
+        configured = parse_webhook_secrets(settings.stripe_webhook_secret)
+        # The emulator signs with one secret: the first, the one a rotation rolls to.
+        webhook_secret = configured[0] if configured else f"whsec_emulator_{secrets.token_hex(16)}"
         command = [
             sys.executable,
             "-m",

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from gateway.webhooks.signature import parse_webhook_secrets
+
 __all__ = ["SETTING_DOCS", "ConfigurationError", "Settings", "load_settings", "read_dotenv"]
 
 TransformerMode = Literal["auto", "json", "superjson"]
@@ -34,7 +36,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _doc("Stripe secret key, `sk_live_…` or `sk_test_…`; empty (not in production): the local emulator"),
     ] = ""
     stripe_publishable_key: Annotated[str, _doc("Stripe publishable key, `pk_live_…` or `pk_test_…`")] = ""
-    stripe_webhook_secret: Annotated[str, _doc("Webhook signing secret, `whsec_…`")] = ""
+    stripe_webhook_secret: Annotated[
+        str,
+        _doc(
+            "Webhook signing secret `whsec_…`; several, comma-separated, while rolling it (any may sign);"
+            " empty (not in production): the emulator's"
+        ),
+    ] = ""
     stripe_api_version: Annotated[
         str,
         msgspec.Meta(
@@ -160,6 +168,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         for var, name in known.items():
             message = message.replace(f"`$.{name}`", var)
         raise ConfigurationError(f"invalid configuration: {message}") from None
+    try:
+        parse_webhook_secrets(settings.stripe_webhook_secret)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
     check_production(settings)
     return settings
 
@@ -175,6 +187,10 @@ def check_production(settings: Settings) -> None:
         )
     elif not settings.stripe_secret_key.startswith(LIVE_SECRET_KEY_PREFIXES):
         problems.append("STRIPE_SECRET_KEY must be a live key (sk_live_…) when NODE_ENV=production")
+    if not settings.stripe_webhook_secret:
+        problems.append(
+            "STRIPE_WEBHOOK_SECRET is required when NODE_ENV=production (without it no webhook can be verified)"
+        )
     if not settings.stripe_publishable_key.startswith("pk_live_"):
         problems.append("STRIPE_PUBLISHABLE_KEY must be a live key (pk_live_…) when NODE_ENV=production")
     if problems:

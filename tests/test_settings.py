@@ -76,12 +76,28 @@ def test_production_requires_live_keys() -> None:
         load_settings({"NODE_ENV": "production"}, None)
     assert "STRIPE_SECRET_KEY" in str(raised.value)
     assert "STRIPE_PUBLISHABLE_KEY" in str(raised.value)
+    assert "STRIPE_WEBHOOK_SECRET" in str(raised.value)
     live = load_settings(
-        {"NODE_ENV": "production", "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_PUBLISHABLE_KEY": "pk_live_x"},
+        {
+            "NODE_ENV": "production",
+            "STRIPE_SECRET_KEY": "sk_live_x",
+            "STRIPE_PUBLISHABLE_KEY": "pk_live_x",
+            "STRIPE_WEBHOOK_SECRET": "whsec_x",
+        },
         None,
     )
     assert live.is_production
     assert not live.stripe_test_mode
+
+
+def test_several_webhook_secrets_are_accepted_and_a_malformed_list_refused() -> None:
+    rolled = load_settings({"STRIPE_WEBHOOK_SECRET": "whsec_new, whsec_old"}, None)
+    assert rolled.stripe_webhook_secret == "whsec_new, whsec_old"
+    for bad in ("whsec_a,,whsec_b", "sk_test_pasted_here"):
+        with pytest.raises(ConfigurationError) as raised:
+            load_settings({"STRIPE_WEBHOOK_SECRET": bad}, None)
+        assert "STRIPE_WEBHOOK_SECRET" in str(raised.value)
+        assert "pasted" not in str(raised.value)  # never echoes what may be a secret
 
 
 def test_every_setting_is_documented() -> None:

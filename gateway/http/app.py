@@ -18,6 +18,8 @@ from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.stripe_api import StripeApi
 from gateway.trpc.resolver import TrpcResolver
+from gateway.webhooks.route import WEBHOOK_PATH, WEBHOOKS, WebhookRoute
+from gateway.webhooks.service import WebhookService
 
 __all__ = ["REQUEST_LOG", "SERVICES", "create_app", "runner_options"]
 
@@ -32,8 +34,8 @@ def create_app(
     """The gateway application.
 
     With no `router`, the production procedures, and (unless `services` are given) the production services: the
-    store and the Stripe client, opened at start-up and closed at shutdown. Tests and benchmarks pass their own
-    router, and the services it needs, if any.
+    store, the Stripe client and the webhook service, opened at start-up and closed at shutdown. Tests and
+    benchmarks pass their own router, and the services it needs, if any.
     """
     opens_payment_services = router is None and services is None
     if router is None:
@@ -52,6 +54,7 @@ def create_app(
     route = TrpcRoute(TrpcResolver(registry, settings), services)
     # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
     app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", observed(route.handle))
+    app.router.add_route("*", WEBHOOK_PATH, observed(WebhookRoute(settings, services).handle))
     # Every route goes through `observed`; this one stays last (it would shadow routes added after it), so that an
     # unknown path is still a 404 with a request id and a log line.
     app.router.add_route("*", r"/{tail:[\s\S]*}", observed(_not_found))
@@ -66,6 +69,7 @@ def _payment_services(
         store = await open_store(settings.database_url)
         stripe = StripeApi(settings)
         services[PAYMENTS] = PaymentService(store, stripe, settings)
+        services[WEBHOOKS] = WebhookService(store, settings)
         logger.bind(
             database=settings.database_url.split("://", 1)[0], stripeApi=settings.stripe_api_base or "stripe"
         ).info("payment_services_ready")

@@ -38,6 +38,8 @@ from gateway.codec import Issue
 from gateway.errors import ErrorCode, TRPCError
 from gateway.logs import now_iso
 from gateway.payments.currencies import amount_problem, normalise_currency
+from gateway.payments.reports import ORDER_ID_METADATA, error_text, intent_record, payment_status
+from gateway.payments.states import FINAL, can_move
 from gateway.settings import Settings
 from gateway.store import (
     AuditEntry,
@@ -45,7 +47,6 @@ from gateway.store import (
     NewOrder,
     Order,
     OrderUpdate,
-    PaymentIntentRecord,
     PaymentStatus,
     Refund,
     RefundInProgress,
@@ -71,7 +72,7 @@ from schemas.stripe import (
 
 __all__ = ["Actor", "PaymentService"]
 
-RESERVED_METADATA: Final = "order_id"
+RESERVED_METADATA: Final = ORDER_ID_METADATA
 UPDATABLE: Final = frozenset(
     {
         PaymentStatus.REQUIRES_PAYMENT_METHOD,
@@ -80,7 +81,6 @@ UPDATABLE: Final = frozenset(
     }
 )
 CANCELABLE: Final = UPDATABLE | {PaymentStatus.REQUIRES_CAPTURE}
-FINAL: Final = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED})
 CAS_ATTEMPTS: Final = 8
 STATUS_REFRESH_SECONDS: Final = 2.0
 NO_WALLETS: Final = NativePayAvailability(apple_pay=False, google_pay=False)
@@ -119,35 +119,6 @@ class _Refusal(msgspec.Struct, frozen=True):
 
 def _invalid(path: list[str | int], message: str) -> TRPCError:
     return validation_error([Issue("custom", path, message)])
-
-
-def _status(value: str) -> PaymentStatus:
-    try:
-        return PaymentStatus(value)
-    except ValueError:
-        return PaymentStatus.REQUIRES_PAYMENT_METHOD
-
-
-def _error_text(intent: PaymentIntent) -> str | None:
-    error = intent.last_payment_error
-    if error is None:
-        return None
-    code = error.decline_code or error.code or "payment_error"
-    return f"{code}: {error.message}" if error.message else code
-
-
-def _intent_record(order: Order, intent: PaymentIntent) -> PaymentIntentRecord:
-    now = now_iso()
-    return PaymentIntentRecord(
-        id=intent.id,
-        order_id=order.order_id,
-        attempt=order.attempt,
-        amount=intent.amount,
-        currency=intent.currency,
-        status=intent.status,
-        created_at=now,
-        updated_at=now,
-    )
 
 
 class PaymentService:
@@ -242,7 +213,7 @@ class PaymentService:
             client_secret=intent.client_secret,
             amount=intent.amount,
             currency=intent.currency,
-            status=_status(intent.status).value,
+            status=payment_status(intent.status).value,
             publishable_key=self._settings.stripe_publishable_key,
             customer_id=order.customer_id,
             ephemeral_key=ephemeral_key,
@@ -342,14 +313,16 @@ class PaymentService:
                 ) from None
             raise
         update = OrderUpdate(
-            payment_intent_id=intent.id, status=_status(intent.status), amount_received=intent.amount_received
+            payment_intent_id=intent.id,
+            status=payment_status(intent.status),
+            amount_received=intent.amount_received,
         )
         audit = self._audit(
             actor, "payment_intent.created", order.order_id, paymentIntent=intent.id, attempt=order.attempt
         )
         try:
             order = await self._store.update_order(
-                order.order_id, order.version, update, audit, intent=_intent_record(order, intent)
+                order.order_id, order.version, update, audit, intent=intent_record(order, intent)
             )
         except StaleOrder:
             current = await self._order(order.order_id)
@@ -373,7 +346,9 @@ class PaymentService:
             customer_id=customer_id if customer_id != order.customer_id else None,
             idempotency_key=f"{order.nonce}:pi{order.attempt}:update:v{order.version}:{amount}:{customer_id}",
         )
-        update = OrderUpdate(amount=intent.amount, status=_status(intent.status), customer_id=intent.customer)
+        update = OrderUpdate(
+            amount=intent.amount, status=payment_status(intent.status), customer_id=intent.customer
+        )
         audit = self._audit(
             actor,
             "order.amount_changed" if intent.amount != order.amount else "order.customer_changed",
@@ -382,7 +357,7 @@ class PaymentService:
             after=intent.amount,
         )
         order = await self._store.update_order(
-            order.order_id, order.version, update, audit, intent=_intent_record(order, intent)
+            order.order_id, order.version, update, audit, intent=intent_record(order, intent)
         )
         return order, intent
 
@@ -391,8 +366,10 @@ class PaymentService:
         order moved meanwhile (a webhook applied something newer: it stands)."""
         if intent.id != order.payment_intent_id:
             return order
-        status = _status(intent.status)
-        error = _error_text(intent)
+        status = payment_status(intent.status)
+        if not can_move(order.status, status):
+            return order  # a report older than what the order already knows (see gateway.payments.states)
+        error = error_text(intent)
         known = (order.status, order.amount, order.amount_received, order.last_error)
         if (status, intent.amount, intent.amount_received, error) == known:
             return order
@@ -404,7 +381,7 @@ class PaymentService:
         )
         try:
             return await self._store.update_order(
-                order.order_id, order.version, update, audit, intent=_intent_record(order, intent)
+                order.order_id, order.version, update, audit, intent=intent_record(order, intent)
             )
         except StaleOrder:
             return await self._order(order.order_id)
@@ -531,10 +508,10 @@ class PaymentService:
             raise TRPCError(
                 ErrorCode.CONFLICT, f'Order "{order_id}" cannot be canceled now ({order.status.value})'
             ) from None
-        update = OrderUpdate(status=_status(intent.status))
+        update = OrderUpdate(status=payment_status(intent.status))
         audit = self._audit(actor, "payment_intent.canceled", order_id, paymentIntent=intent.id)
         return await self._store.update_order(
-            order_id, order.version, update, audit, intent=_intent_record(order, intent)
+            order_id, order.version, update, audit, intent=intent_record(order, intent)
         )
 
     # -- stripe.refund -----------------------------------------------------------------------------------------
@@ -854,7 +831,7 @@ class PaymentService:
 
     # -- development only --------------------------------------------------------------------------------------
 
-    async def pay_for_development(self, order_id: str, payment_method: str, actor: Actor) -> PaymentIntent:
+    async def pay_for_development(self, order_id: str, payment_method: str) -> PaymentIntent:
         """Confirm an order's PaymentIntent server-side with a test PaymentMethod (`pm_card_visa`, ...), as the
         phone's PaymentSheet would. Test mode only: refused with live keys or in production."""
         if self._settings.is_production or not self._settings.stripe_test_mode:
@@ -873,7 +850,8 @@ class PaymentService:
             if failure.kind is not FailureKind.CARD:
                 raise
             intent = await self._stripe.retrieve_payment_intent(order.payment_intent_id)
-        await self._sync_from_intent(order, intent, actor)
+        # Nothing is written here: like the phone's payment, this one reaches the store through Stripe's webhook
+        # (or the status check's question to Stripe), which is what the offline demo shows.
         return intent
 
     async def sync_order(self, order_id: str, actor: Actor) -> Order:

@@ -7,6 +7,7 @@ locks inside one process, so the same guarantees hold when several gateway proce
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from gateway.store.models import (
@@ -14,11 +15,14 @@ from gateway.store.models import (
     Customer,
     NewOrder,
     Order,
+    OrderEffect,
     OrderUpdate,
     PaymentIntentRecord,
     Refund,
     RefundRequest,
     RefundRequestStatus,
+    WebhookEvent,
+    WebhookEventStatus,
 )
 
 __all__ = [
@@ -143,6 +147,39 @@ class Store(Protocol):
 
     async def add_customer(self, customer: Customer) -> Customer:
         """Insert unless that e-mail hash is known; returns the stored one (the first writer wins)."""
+        ...
+
+    # -- webhook events ----------------------------------------------------------------------------------------
+
+    async def record_webhook_event(self, event: WebhookEvent) -> tuple[WebhookEvent, bool]:
+        """Insert the event (status `received`, one delivery), or count one more delivery of a known one. Returns
+        the event as stored and whether this call inserted it. Durable once it returns."""
+        ...
+
+    async def get_webhook_event(self, event_id: str) -> WebhookEvent | None: ...
+
+    async def list_webhook_events(
+        self, *, limit: int = 50, order_id: str | None = None, status: WebhookEventStatus | None = None
+    ) -> list[WebhookEvent]:
+        """Newest received first."""
+        ...
+
+    async def apply_webhook_event(
+        self, event_id: str, order_id: str, effect_of: Callable[[Order], OrderEffect], *, again: bool = False
+    ) -> tuple[Order, OrderEffect | None]:
+        """In one transaction: unless the event was already applied or ignored (and not `again`), read the order,
+        call `effect_of(order)` (pure, no I/O), write that effect (order update, intent history, refunded total,
+        audit when the order changed) and mark the event applied to the order, with the effect's note. Returns the
+        order as it is now and the effect, or None when nothing was done. OrderNotFound if no such order;
+        StoreError if no such event."""
+        ...
+
+    async def ignore_webhook_event(self, event_id: str, note: str, *, again: bool = False) -> bool:
+        """Mark a `received` event (any event, when `again`) ignored with `note`; False if it was not."""
+        ...
+
+    async def note_webhook_event_failure(self, event_id: str, note: str) -> None:
+        """Keep why applying a still-`received` event failed, for the operator (it stays `received`)."""
         ...
 
     # -- audit -------------------------------------------------------------------------------------------------

@@ -190,11 +190,15 @@ _REFUND_REQUESTS: Final = (
     "CREATE INDEX refunds_order_id_idx ON refunds (order_id, created_at)",
     # Replaced by refund_requests (kept for good, not 24 hours; settled against Stripe when in doubt).
     "DROP TABLE idempotency_records",
+    # Which order an event was applied to, so an operator can list an order's events.
+    "ALTER TABLE webhook_events ADD COLUMN order_id TEXT",
+    "CREATE INDEX webhook_events_order_id_idx ON webhook_events (order_id, received_at)",
+    "CREATE INDEX webhook_events_received_at_idx ON webhook_events (received_at)",
 )
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
-    Migration(2, "refund requests", _REFUND_REQUESTS),
+    Migration(2, "refund requests, webhook event orders", _REFUND_REQUESTS),
 )
 """Append only: a released migration is never edited, a change is a new one."""
 

@@ -12,6 +12,7 @@ __all__ = [
     "Customer",
     "NewOrder",
     "Order",
+    "OrderEffect",
     "OrderUpdate",
     "PaymentIntentRecord",
     "PaymentStatus",
@@ -187,7 +188,24 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     applied_at: str | None
     deliveries: int
     note: str | None
-    """Why it was ignored, or the last error applying it."""
+    """What applying it did or why it was ignored, or the last error applying it."""
+    order_id: str | None = None
+    """The order it was applied to (None until applied, or when it is not about one of ours)."""
+
+
+class OrderEffect(msgspec.Struct, frozen=True, kw_only=True):
+    """What applying one webhook event does to its order, decided from the order as read inside the transaction
+    that applies it (so no concurrent change can slip in between)."""
+
+    note: str
+    """What it did, or why it did nothing: kept on the event for the operator."""
+    update: OrderUpdate | None = None
+    intent: PaymentIntentRecord | None = None
+    """Upserted into the order's PaymentIntent history."""
+    amount_refunded: int | None = None
+    """The order's refunded total is raised to this (never lowered)."""
+    audit: AuditEntry | None = None
+    """Written when the order changed."""
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

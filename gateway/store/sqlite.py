@@ -19,7 +19,7 @@ import datetime
 import enum
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import aiosqlite
@@ -39,12 +39,15 @@ from gateway.store.models import (
     Customer,
     NewOrder,
     Order,
+    OrderEffect,
     OrderUpdate,
     PaymentIntentRecord,
     PaymentStatus,
     Refund,
     RefundRequest,
     RefundRequestStatus,
+    WebhookEvent,
+    WebhookEventStatus,
 )
 
 __all__ = ["BUSY_TIMEOUT_MS", "Clock", "SqliteStore", "utc_now"]
@@ -94,6 +97,7 @@ _ORDER_COLUMNS: Final = _columns(Order)
 _INTENT_COLUMNS: Final = _columns(PaymentIntentRecord)
 _REFUND_COLUMNS: Final = _columns(Refund)
 _REFUND_REQUEST_COLUMNS: Final = _columns(RefundRequest)
+_EVENT_COLUMNS: Final = _columns(WebhookEvent)
 _CUSTOMER_COLUMNS: Final = _columns(Customer)
 _AUDIT_COLUMNS: Final = ("id", "at", "actor", "request_id", "order_id", "action", "details")
 
@@ -142,6 +146,16 @@ _SELECT_PENDING_REFUND_REQUEST: Final = _select(
 _SELECT_REFUNDS: Final = _select("refunds", _REFUND_COLUMNS, "WHERE order_id = ? ORDER BY created_at, id")
 _INSERT_CUSTOMER: Final = _insert("customers", _CUSTOMER_COLUMNS, "ON CONFLICT (email_hash) DO NOTHING")
 _SELECT_CUSTOMER: Final = _select("customers", _CUSTOMER_COLUMNS, "WHERE email_hash = ?")
+_RECORD_EVENT: Final = (
+    _insert(
+        "webhook_events",
+        _EVENT_COLUMNS,
+        "ON CONFLICT (id) DO UPDATE SET deliveries = webhook_events.deliveries + 1",
+    )
+    + " RETURNING "
+    + ", ".join(_EVENT_COLUMNS)
+)
+_SELECT_EVENT: Final = _select("webhook_events", _EVENT_COLUMNS, "WHERE id = ?")
 _INSERT_AUDIT: Final = _insert("audit_log", _AUDIT_COLUMNS[1:], "")
 _SELECT_AUDIT: Final = _select("audit_log", _AUDIT_COLUMNS, "ORDER BY id DESC LIMIT ?")
 _SELECT_AUDIT_OF_ORDER: Final = _select(
@@ -250,17 +264,9 @@ class SqliteStore:
         if intent is not None and intent.order_id != order_id:
             raise ValueError(f"payment intent {intent.id} is for order {intent.order_id}, not {order_id}")
         now = self._now()
-        changes = {
-            field: value
-            for field in _columns(OrderUpdate)
-            if (value := getattr(update, field)) is not msgspec.UNSET
-        }
-        assignments = "".join(f"{column} = ?, " for column in changes)
-        sql = (
-            f"UPDATE orders SET {assignments}version = version + 1, updated_at = ?"  # noqa: S608 - model fields
-            " WHERE order_id = ? AND version = ?"
-        )
-        params = [*map(_sql_value, changes.values()), now, order_id, expected_version]
+        sql, params = _update_order_sql(update, now, order_id)
+        sql += " AND version = ?"
+        params.append(expected_version)
         audit_row = _audit_row(audit, now)
         async with self._transaction(write=True) as conn:
             if await _execute(conn, sql, params) == 0:
@@ -437,6 +443,125 @@ class SqliteStore:
             rows = await _fetch(conn, _SELECT_CUSTOMER, (customer.email_hash,))
         return _decode(rows[0], _CUSTOMER_COLUMNS, Customer)
 
+    # -- webhook events ----------------------------------------------------------------------------------------
+
+    async def record_webhook_event(self, event: WebhookEvent) -> tuple[WebhookEvent, bool]:
+        now = self._now()
+        row = _row(
+            msgspec.structs.replace(
+                event,
+                status=WebhookEventStatus.RECEIVED,
+                received_at=now,
+                applied_at=None,
+                deliveries=1,
+                order_id=None,
+            ),
+            _EVENT_COLUMNS,
+        )
+        async with self._transaction(write=True) as conn:
+            [stored_row] = await _fetch(conn, _RECORD_EVENT, row)
+        stored = _decode(stored_row, _EVENT_COLUMNS, WebhookEvent)
+        return stored, stored.deliveries == 1
+
+    async def get_webhook_event(self, event_id: str) -> WebhookEvent | None:
+        async with self._transaction(write=False) as conn:
+            rows = await _fetch(conn, _SELECT_EVENT, (event_id,))
+        return _decode(rows[0], _EVENT_COLUMNS, WebhookEvent) if rows else None
+
+    async def list_webhook_events(
+        self, *, limit: int = 50, order_id: str | None = None, status: WebhookEventStatus | None = None
+    ) -> list[WebhookEvent]:
+        if limit < 0:
+            raise ValueError(f"limit must not be negative: {limit}")
+        where, params = [], []
+        if order_id is not None:
+            where.append("order_id = ?")
+            params.append(order_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        condition = f"WHERE {' AND '.join(where)} " if where else ""
+        sql = _select(
+            "webhook_events", _EVENT_COLUMNS, f"{condition}ORDER BY received_at DESC, id DESC LIMIT ?"
+        )
+        async with self._transaction(write=False) as conn:
+            rows = await _fetch(conn, sql, [*params, limit])
+        return [_decode(row, _EVENT_COLUMNS, WebhookEvent) for row in rows]
+
+    async def apply_webhook_event(
+        self, event_id: str, order_id: str, effect_of: Callable[[Order], OrderEffect], *, again: bool = False
+    ) -> tuple[Order, OrderEffect | None]:
+        now = self._now()
+        async with self._transaction(write=True) as conn:
+            rows = await _fetch(conn, "SELECT status FROM webhook_events WHERE id = ?", (event_id,))
+            if not rows:
+                raise StoreError(f"no webhook event {event_id}")
+            order = await _fetch_order(conn, order_id)
+            if order is None:
+                raise OrderNotFound(order_id)
+            if rows[0][0] != WebhookEventStatus.RECEIVED.value and not again:
+                return order, None  # another delivery applied it meanwhile: exactly once
+            effect = effect_of(order)
+            changed = False
+            if effect.update is not None:
+                sql, params = _update_order_sql(effect.update, now, order_id)
+                changed = await _execute(conn, sql, params) == 1
+            if effect.intent is not None:
+                if effect.intent.order_id != order_id:
+                    raise ValueError(
+                        f"payment intent {effect.intent.id} is for order {effect.intent.order_id}"
+                    )
+                intent_row = msgspec.structs.replace(
+                    effect.intent,
+                    created_at=effect.intent.created_at or now,
+                    updated_at=effect.intent.updated_at or now,
+                )
+                if await _execute(conn, _UPSERT_INTENT, _row(intent_row, _INTENT_COLUMNS)) == 0:
+                    raise StoreError(
+                        f"payment intent {effect.intent.id} is already recorded for another order"
+                    )
+            if effect.amount_refunded is not None:
+                changed |= (
+                    await _execute(
+                        conn,
+                        "UPDATE orders SET amount_refunded = ?, version = version + 1, updated_at = ?"
+                        " WHERE order_id = ? AND amount_refunded < ?",
+                        (effect.amount_refunded, now, order_id, effect.amount_refunded),
+                    )
+                    == 1
+                )
+            if changed and effect.audit is not None:
+                await _execute(conn, _INSERT_AUDIT, _audit_row(effect.audit, now))
+            await _execute(
+                conn,
+                "UPDATE webhook_events SET status = 'applied', applied_at = ?, order_id = ?, note = ? WHERE id = ?",
+                (now, order_id, effect.note, event_id),
+            )
+            if changed:
+                order = await _fetch_order(conn, order_id)
+                assert order is not None
+        return order, effect
+
+    async def ignore_webhook_event(self, event_id: str, note: str, *, again: bool = False) -> bool:
+        only_received = "" if again else " AND status = 'received'"
+        async with self._transaction(write=True) as conn:
+            return (
+                await _execute(
+                    conn,
+                    f"UPDATE webhook_events SET status = 'ignored', note = ? WHERE id = ?{only_received}",  # noqa: S608
+                    (note, event_id),
+                )
+                == 1
+            )
+
+    async def note_webhook_event_failure(self, event_id: str, note: str) -> None:
+        async with self._transaction(write=True) as conn:
+            await _execute(
+                conn,
+                "UPDATE webhook_events SET note = ? WHERE id = ? AND status = 'received'",
+                (note, event_id),
+            )
+
     # -- audit -------------------------------------------------------------------------------------------------
 
     async def list_audit(self, order_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
@@ -562,6 +687,21 @@ def _decode(row: Sequence[object], columns: Sequence[str], struct: type[_S]) -> 
         return msgspec.convert(dict(zip(columns, row, strict=True)), type=struct)
     except msgspec.ValidationError as error:
         raise StoreError(f"unreadable {struct.__name__} row: {error}") from error
+
+
+def _update_order_sql(update: OrderUpdate, now: str, order_id: str) -> tuple[str, list[object]]:
+    """`UPDATE orders` for the fields `update` sets (plus version and updated_at), by order id."""
+    changes: Mapping[str, object] = {
+        field: value
+        for field in _columns(OrderUpdate)
+        if (value := getattr(update, field)) is not msgspec.UNSET
+    }
+    assignments = "".join(f"{column} = ?, " for column in changes)
+    sql = (
+        f"UPDATE orders SET {assignments}version = version + 1, updated_at = ?"  # noqa: S608 - model fields
+        " WHERE order_id = ?"
+    )
+    return sql, [*map(_sql_value, changes.values()), now, order_id]
 
 
 def _sql_value(value: object) -> object:

@@ -37,6 +37,7 @@ class Charge(msgspec.Struct, frozen=True):
     refunded: bool = False
     payment_intent: str | None = None
     currency: str = ""
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Refund(msgspec.Struct, frozen=True):

@@ -74,7 +74,7 @@ class Refunds:
         service = self.service()
         request = CreatePaymentIntentInput(order_id=order_id, amount=amount, currency="eur")
         await service.create_payment_intent(request, OPERATOR)
-        intent = await service.pay_for_development(order_id, "pm_card_visa", OPERATOR)
+        intent = await service.pay_for_development(order_id, "pm_card_visa")
         assert intent.status == "succeeded"
 
     async def refunds_at_stripe(self, order_id: str) -> list[int]:

@@ -591,7 +591,10 @@ async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: 
     assert LATEST_VERSION == MIGRATIONS[-1].version == 2
     await (await SqliteStore.open(database)).close()
     rows = await _migration_rows(database)
-    assert [(version, name) for version, name, _ in rows] == [(1, "initial schema"), (2, "refund requests")]
+    assert [(version, name) for version, name, _ in rows] == [
+        (1, "initial schema"),
+        (2, "refund requests, webhook event orders"),
+    ]
     assert all(ISO.match(applied_at) for _, _, applied_at in rows)
 
     await (await SqliteStore.open(database)).close()  # reopening is a no-op

@@ -1,0 +1,84 @@
+"""Stripe events as they arrive at the webhook route: the envelope, and the object each applied type carries.
+
+Only what the gateway reads is decoded. A body that is signed but unusable (not JSON, no id, an object missing a
+field the type needs) raises `UnusableEvent`: Stripe would send it again for three days, to the same end, so the
+route records it, answers 2xx and says so in the log instead.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Final
+
+import msgspec
+
+from gateway.stripe_api.models import Charge, PaymentIntent
+
+__all__ = [
+    "APPLIED_TYPES",
+    "EventEnvelope",
+    "EventType",
+    "UnusableEvent",
+    "charge_of",
+    "intent_of",
+    "parse_event",
+]
+
+
+class EventType(enum.StrEnum):
+    """The events the seed subscribes, which the gateway applies to orders; every other type is recorded only."""
+
+    PAYMENT_INTENT_SUCCEEDED = "payment_intent.succeeded"
+    PAYMENT_INTENT_PAYMENT_FAILED = "payment_intent.payment_failed"
+    PAYMENT_INTENT_CANCELED = "payment_intent.canceled"
+    CHARGE_REFUNDED = "charge.refunded"
+
+
+APPLIED_TYPES: Final = frozenset(EventType)
+
+
+class UnusableEvent(Exception):
+    """A correctly signed body the gateway cannot use; the message says why (no payload content in it)."""
+
+
+class _Data(msgspec.Struct, frozen=True):
+    object: msgspec.Raw
+
+
+class EventEnvelope(msgspec.Struct, frozen=True):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    created: int
+    data: _Data
+    livemode: bool = False
+
+
+_envelope_decoder: Final = msgspec.json.Decoder(EventEnvelope)
+_intent_decoder: Final = msgspec.json.Decoder(PaymentIntent)
+_charge_decoder: Final = msgspec.json.Decoder(Charge)
+
+
+def parse_event(body: bytes) -> EventEnvelope:
+    try:
+        return _envelope_decoder.decode(body)
+    except msgspec.DecodeError as error:  # ValidationError is a DecodeError
+        raise UnusableEvent(f"not a Stripe event: {_first_line(error)}") from None
+
+
+def intent_of(event: EventEnvelope) -> PaymentIntent:
+    try:
+        return _intent_decoder.decode(event.data.object)
+    except msgspec.DecodeError as error:
+        raise UnusableEvent(f"{event.type} without a usable PaymentIntent: {_first_line(error)}") from None
+
+
+def charge_of(event: EventEnvelope) -> Charge:
+    try:
+        return _charge_decoder.decode(event.data.object)
+    except msgspec.DecodeError as error:
+        raise UnusableEvent(f"{event.type} without a usable Charge: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    # msgspec's messages name the field (`Object missing required field `id``) and never echo the payload.
+    return str(error).splitlines()[0][:200]

@@ -1,0 +1,87 @@
+"""`POST /webhooks/stripe`: verify, record, apply, and answer so that Stripe retries exactly when it should.
+
+| case | answer | Stripe then |
+|---|---|---|
+| body larger than any Stripe event | 413, body not read | (never happens with Stripe) |
+| signature missing, malformed, wrong or stale | 400 + `webhook_signature_invalid` log line | retries (a secret being rolled) |
+| recorded (applied, a duplicate, or ignored with a reason) | 200 | done |
+| the store unavailable | 503 | retries, for up to three days |
+| no webhook secret configured | 503 + `webhook_not_configured` log line | retries until it is |
+
+Nothing is parsed before the signature is checked, and nothing is acknowledged before it is durably recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+from loguru import logger
+
+from gateway import codec
+from gateway.services import ServiceKey, Services
+from gateway.settings import Settings
+from gateway.store import StoreUnavailable
+from gateway.webhooks.service import WebhookService
+from gateway.webhooks.signature import (
+    MAX_WEBHOOK_BODY_BYTES,
+    WebhookSignatureError,
+    parse_webhook_secrets,
+    verify_signature,
+)
+
+__all__ = ["WEBHOOKS", "WEBHOOK_PATH", "WebhookRoute"]
+
+WEBHOOK_PATH: Final = "/webhooks/stripe"
+WEBHOOKS: Final = ServiceKey[WebhookService]("webhooks")
+SIGNATURE_HEADER: Final = "Stripe-Signature"
+
+
+def _answer(status: int, **fields: object) -> web.Response:
+    return web.Response(status=status, body=codec.encode(fields), content_type="application/json")
+
+
+class WebhookRoute:
+    def __init__(self, settings: Settings, services: Services) -> None:
+        self._secrets = parse_webhook_secrets(settings.stripe_webhook_secret)
+        self._services = services
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "POST":
+            response = _answer(405, error="Stripe webhooks are POSTed")
+            response.headers["allow"] = "POST"
+            return response
+        body = await _read_body(request)
+        if body is None:
+            logger.bind(contentLength=request.content_length).warning("webhook_body_too_large")
+            return _answer(413, error=f"A Stripe event is never larger than {MAX_WEBHOOK_BODY_BYTES} bytes")
+        if not self._secrets or WEBHOOKS not in self._services:
+            logger.error("webhook_not_configured")  # Stripe keeps retrying until STRIPE_WEBHOOK_SECRET is set
+            return _answer(503, error="Webhooks are not configured on this gateway")
+        try:
+            verify_signature(body, request.headers.get(SIGNATURE_HEADER), self._secrets)
+        except WebhookSignatureError as invalid:
+            logger.bind(reason=invalid.reason, bodyBytes=len(body), remote=request.remote).warning(
+                "webhook_signature_invalid"
+            )
+            return _answer(400, error=str(invalid))
+        try:
+            receipt = await self._services[WEBHOOKS].receive(body)
+        except StoreUnavailable as unavailable:
+            logger.bind(error=str(unavailable)).warning("webhook_store_unavailable")
+            return _answer(503, error="The gateway cannot record events right now; Stripe will retry")
+        return _answer(200, received=True, eventId=receipt.event_id, outcome=receipt.outcome.value)
+
+
+async def _read_body(request: web.Request) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed the limit (without reading the rest)."""
+    if request.content_length is not None and request.content_length > MAX_WEBHOOK_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

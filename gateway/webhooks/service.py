@@ -1,0 +1,199 @@
+"""Receiving Stripe's events: record first (durably, by event id, with the raw payload), then apply, exactly once.
+
+- **Record, then apply.** An event is stored before anything else is done with it, so that once the route has
+  answered 2xx the event is never lost. Applying it and marking it applied are one transaction (see
+  `Store.apply_webhook_event`): a crash in between leaves it `received`, Stripe (which got no 2xx) sends it again,
+  and that delivery applies it. A second delivery of an applied event finds it so and applies nothing.
+- **Order-proof.** What an event does to its order is decided by `gateway.payments.reports` from the order as read
+  inside that transaction, along the state machine: a late failure never undoes a payment, a refund total is never
+  lowered.
+- **Retry semantics.** A transient failure (the store unavailable) propagates, and the route answers 5xx so that
+  Stripe retries. An event the gateway will never be able to use (not JSON, not about one of our orders, a type it
+  does not apply) is recorded as `ignored` with the reason, and acknowledged, so Stripe does not retry it for days.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from loguru import logger
+
+from gateway.payments.reports import ORDER_ID_METADATA, intent_report, refund_report
+from gateway.settings import Settings
+from gateway.store import (
+    Order,
+    OrderEffect,
+    OrderNotFound,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    WebhookEvent,
+    WebhookEventStatus,
+)
+from gateway.webhooks.events import (
+    APPLIED_TYPES,
+    EventEnvelope,
+    EventType,
+    UnusableEvent,
+    charge_of,
+    intent_of,
+    parse_event,
+)
+
+__all__ = ["Outcome", "Receipt", "WebhookService"]
+
+UNUSABLE_PREFIX: Final = "unusable_"
+"""Id under which a signed body with no usable event id is recorded: the prefix and its SHA-256."""
+
+
+class Outcome(enum.StrEnum):
+    APPLIED = "applied"
+    """Applied to its order now (which may have changed nothing: a stale or repeated report)."""
+    DUPLICATE = "duplicate"
+    """Already applied or ignored by an earlier delivery: nothing done."""
+    IGNORED = "ignored"
+    """Recorded, not applied (see the note)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    event_id: str
+    outcome: Outcome
+    note: str | None = None
+    order_id: str | None = None
+
+
+class WebhookService:
+    """Records and applies Stripe events. Create once per application."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store = store
+        self._livemode = not settings.stripe_test_mode
+
+    async def receive(self, body: bytes) -> Receipt:
+        """Record a verified delivery and apply it, unless an earlier delivery did. Raises StoreError (transient:
+        StoreUnavailable) when the event could not be recorded or applied: the caller must not acknowledge it."""
+        try:
+            event = parse_event(body)
+        except UnusableEvent as unusable:
+            return await self._record_unusable(body, str(unusable))
+        stored, _ = await self._store.record_webhook_event(
+            WebhookEvent(
+                id=event.id,
+                type=event.type,
+                created=event.created,
+                payload=body,
+                status=WebhookEventStatus.RECEIVED,
+                received_at="",
+                applied_at=None,
+                deliveries=1,
+                note=None,
+            )
+        )
+        if stored.status is not WebhookEventStatus.RECEIVED:
+            return Receipt(event.id, Outcome.DUPLICATE, stored.note, stored.order_id)
+        return await self._apply(event, again=False)
+
+    async def replay(self, event_id: str) -> Receipt:
+        """Apply a recorded event again (an operator's command): idempotent, since a report that is already
+        reflected changes nothing. Raises LookupError for an unknown id."""
+        stored = await self._store.get_webhook_event(event_id)
+        if stored is None:
+            raise LookupError(f"no webhook event {event_id}")
+        try:
+            event = parse_event(stored.payload)
+        except UnusableEvent as unusable:
+            await self._store.ignore_webhook_event(event_id, str(unusable), again=True)
+            return Receipt(event_id, Outcome.IGNORED, str(unusable))
+        return await self._apply(event, again=True)
+
+    async def _apply(self, event: EventEnvelope, *, again: bool) -> Receipt:
+        if event.type not in APPLIED_TYPES:
+            return await self._ignore(event.id, f"{event.type} is recorded, not applied", again=again)
+        if event.livemode != self._livemode:
+            mode = "live" if event.livemode else "test"
+            return await self._ignore(event.id, f"a {mode}-mode event, and the gateway is not", again=again)
+        try:
+            order_id, effect_of = await self._effect(event)
+        except UnusableEvent as unusable:
+            logger.bind(eventId=event.id, type=event.type, reason=str(unusable)).warning(
+                "webhook_event_unusable"
+            )
+            return await self._ignore(event.id, str(unusable), again=again)
+        if order_id is None:
+            return await self._ignore(event.id, "not about an order of this gateway", again=again)
+        try:
+            order, effect = await self._store.apply_webhook_event(event.id, order_id, effect_of, again=again)
+        except OrderNotFound:
+            return await self._ignore(event.id, f'order "{order_id}" is not in this gateway', again=again)
+        except StoreError as error:
+            if isinstance(error, StoreUnavailable):
+                await self._note_failure(event.id, str(error))
+            raise
+        if effect is None:
+            return Receipt(event.id, Outcome.DUPLICATE, None, order_id)
+        logger.bind(
+            eventId=event.id,
+            type=event.type,
+            orderId=order.order_id,
+            status=order.status.value,
+            note=effect.note,
+        ).info("webhook_event_applied")
+        return Receipt(event.id, Outcome.APPLIED, effect.note, order_id)
+
+    async def _effect(self, event: EventEnvelope) -> tuple[str | None, Callable[[Order], OrderEffect]]:
+        """The order the event is about (None: not one of ours), and what it does to it."""
+        if event.type == EventType.CHARGE_REFUNDED:
+            charge = charge_of(event)
+            order = (
+                await self._store.find_order_by_payment_intent(charge.payment_intent)
+                if charge.payment_intent
+                else None
+            )
+            order_id = order.order_id if order is not None else charge.metadata.get(ORDER_ID_METADATA)
+            return order_id, lambda current: refund_report(
+                current, charge, event_id=event.id, event_type=event.type
+            )
+        intent = intent_of(event)
+        order_id = intent.metadata.get(ORDER_ID_METADATA)
+        if order_id is None:
+            order = await self._store.find_order_by_payment_intent(intent.id)
+            order_id = order.order_id if order is not None else None
+        return order_id, lambda current: intent_report(
+            current, intent, event_id=event.id, event_type=event.type
+        )
+
+    async def _ignore(self, event_id: str, note: str, *, again: bool) -> Receipt:
+        await self._store.ignore_webhook_event(event_id, note, again=again)
+        logger.bind(eventId=event_id, note=note).info("webhook_event_ignored")
+        return Receipt(event_id, Outcome.IGNORED, note)
+
+    async def _record_unusable(self, body: bytes, reason: str) -> Receipt:
+        event_id = UNUSABLE_PREFIX + hashlib.sha256(body).hexdigest()
+        await self._store.record_webhook_event(
+            WebhookEvent(
+                id=event_id,
+                type="unusable",
+                created=int(time.time()),
+                payload=body,
+                status=WebhookEventStatus.RECEIVED,
+                received_at="",
+                applied_at=None,
+                deliveries=1,
+                note=None,
+            )
+        )
+        await self._store.ignore_webhook_event(event_id, reason)
+        logger.bind(eventId=event_id, reason=reason).warning("webhook_event_unusable")
+        return Receipt(event_id, Outcome.IGNORED, reason)
+
+    async def _note_failure(self, event_id: str, note: str) -> None:
+        # The store is failing: if this fails too, the event stays `received` anyway, and Stripe's retry applies it.
+        with contextlib.suppress(StoreError):
+            await self._store.note_webhook_event_failure(event_id, note)
