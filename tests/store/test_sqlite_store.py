@@ -18,6 +18,8 @@ from gateway.store import (
     AuditEntry,
     Customer,
     NewOrder,
+    Order,
+    OrderEffect,
     OrderNotFound,
     OrderUpdate,
     PaymentIntentRecord,
@@ -30,12 +32,14 @@ from gateway.store import (
     Store,
     StoreError,
     StoreUnavailable,
+    WebhookEvent,
+    WebhookEventStatus,
     open_store,
     sqlite_path,
 )
 from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
 from gateway.store.sqlite import SqliteStore
-from tests.store.conftest import StoreOpener
+from tests.store.conftest import FakeClock, StoreOpener
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -472,6 +476,133 @@ async def test_concurrent_refund_requests_of_one_order_start_once(open_instance:
     results = await asyncio.gather(*starts)
     assert sum(started for _, started in results) == 1
     assert len({request.id for request, _ in results}) == 1
+
+
+# -- webhook events --------------------------------------------------------------------------------------------
+
+
+def webhook_event(event_id: str = "evt_1", event_type: str = "payment_intent.succeeded") -> WebhookEvent:
+    return WebhookEvent(
+        id=event_id,
+        type=event_type,
+        created=1_705_312_200,
+        payload=b'{"id": "' + event_id.encode() + b'"}',
+        status=WebhookEventStatus.RECEIVED,
+        received_at="",
+        applied_at=None,
+        deliveries=1,
+        note=None,
+    )
+
+
+def paid(_: Order) -> OrderEffect:
+    return OrderEffect(
+        note="paid",
+        update=OrderUpdate(status=PaymentStatus.SUCCEEDED, amount_received=1500),
+        intent=intent(status="succeeded"),
+        amount_refunded=200,
+        audit=audit("webhook.payment_intent.succeeded"),
+    )
+
+
+async def test_a_webhook_event_is_recorded_once_and_its_deliveries_counted(store: Store) -> None:
+    first, new = await store.record_webhook_event(webhook_event())
+    again, new_again = await store.record_webhook_event(webhook_event())
+    assert (new, new_again) == (True, False)
+    assert (first.deliveries, again.deliveries) == (1, 2)
+    assert (again.status, again.payload, again.order_id) == (
+        WebhookEventStatus.RECEIVED,
+        b'{"id": "evt_1"}',
+        None,
+    )
+    assert ISO.match(again.received_at)
+    assert await store.get_webhook_event("evt_1") == again
+    assert await store.get_webhook_event("evt_2") is None
+
+
+async def test_applying_a_webhook_event_writes_its_effect_and_marks_it_in_one_transaction(
+    store: Store,
+) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    await store.record_webhook_event(webhook_event())
+
+    order, effect = await store.apply_webhook_event("evt_1", "ord_1", paid)
+
+    assert effect is not None
+    assert (order.status, order.amount_received, order.amount_refunded) == (
+        PaymentStatus.SUCCEEDED,
+        1500,
+        200,
+    )
+    assert [i.id for i in await store.list_payment_intents("ord_1")] == ["pi_1"]
+    event = await store.get_webhook_event("evt_1")
+    assert event is not None
+    assert (event.status, event.order_id, event.note) == (WebhookEventStatus.APPLIED, "ord_1", "paid")
+    # A second application (another delivery that raced this one) does nothing at all.
+    same, nothing = await store.apply_webhook_event("evt_1", "ord_1", paid)
+    assert (same, nothing) == (order, None)
+    assert [e.action for e in await store.list_audit("ord_1")].count("webhook.payment_intent.succeeded") == 1
+
+
+async def test_a_failure_half_way_through_applying_leaves_no_trace(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    await store.create_order(new_order("ord_2"), audit("order.created", "ord_2"))
+    await store.record_webhook_event(webhook_event())
+
+    def breaks_after_the_order_update(_: Order) -> OrderEffect:
+        # The order row is updated first; the intent (recorded for another order) then fails inside the transaction.
+        return msgspec.structs.replace(paid(_), intent=intent("pi_1", order_id="ord_2"))
+
+    with pytest.raises(ValueError, match="pi_1"):
+        await store.apply_webhook_event("evt_1", "ord_1", breaks_after_the_order_update)
+
+    order = await store.get_order("ord_1")
+    assert order is not None
+    assert (order.status, order.amount_refunded, order.version) == (PaymentStatus.CREATING, 0, 1)
+    event = await store.get_webhook_event("evt_1")
+    assert event is not None
+    assert event.status is WebhookEventStatus.RECEIVED
+    assert await store.list_payment_intents("ord_1") == []
+    order, effect = await store.apply_webhook_event("evt_1", "ord_1", paid)  # the retry applies it whole
+    assert effect is not None
+    assert order.status is PaymentStatus.SUCCEEDED
+
+
+async def test_applying_to_an_unknown_order_or_an_unknown_event_fails(store: Store) -> None:
+    await store.record_webhook_event(webhook_event())
+    with pytest.raises(OrderNotFound):
+        await store.apply_webhook_event("evt_1", "nope", paid)
+    await store.create_order(new_order(), audit("order.created"))
+    with pytest.raises(StoreError):
+        await store.apply_webhook_event("evt_unknown", "ord_1", paid)
+
+
+async def test_ignoring_notes_and_listing_webhook_events(store: Store, clock: FakeClock) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    for event_id in ("evt_a", "evt_b", "evt_c"):
+        await store.record_webhook_event(webhook_event(event_id))
+        clock.advance(1)
+    await store.apply_webhook_event("evt_a", "ord_1", paid)
+    assert await store.ignore_webhook_event("evt_b", "not ours")
+    assert not await store.ignore_webhook_event("evt_a", "too late")  # applied stays applied...
+    assert await store.ignore_webhook_event(
+        "evt_a", "on purpose", again=True
+    )  # ...unless an operator says so
+    await store.note_webhook_event_failure("evt_c", "store unavailable")
+    await store.note_webhook_event_failure("evt_b", "ignored: not overwritten")
+
+    listed = await store.list_webhook_events()
+    assert [(e.id, e.status, e.note) for e in listed] == [
+        ("evt_c", WebhookEventStatus.RECEIVED, "store unavailable"),
+        ("evt_b", WebhookEventStatus.IGNORED, "not ours"),
+        ("evt_a", WebhookEventStatus.IGNORED, "on purpose"),
+    ]
+    assert [e.id for e in await store.list_webhook_events(limit=1)] == ["evt_c"]
+    assert [e.id for e in await store.list_webhook_events(status=WebhookEventStatus.IGNORED)] == [
+        "evt_b",
+        "evt_a",
+    ]
+    assert [e.id for e in await store.list_webhook_events(order_id="ord_1")] == ["evt_a"]
 
 
 # -- customers -------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.http.app import create_app, runner_options
 from gateway.registry import Router
+from gateway.services import Services
 from gateway.settings import Settings
 
 
@@ -27,8 +28,11 @@ class RunningGateway:
 
 
 @asynccontextmanager
-async def running_gateway(settings: Settings, router: Router | None = None) -> AsyncIterator[RunningGateway]:
-    app = create_app(settings, router)
+async def running_gateway(
+    settings: Settings, router: Router | None = None, services: Services | None = None
+) -> AsyncIterator[RunningGateway]:
+    """The gateway on a free port: `create_app(settings, router, services)` (all None: the production app)."""
+    app = create_app(settings, router, services)
     requests: list[tuple[str, str]] = []
 
     async def record(request: web.Request, _response: web.StreamResponse) -> None:
