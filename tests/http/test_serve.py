@@ -66,7 +66,8 @@ async def test_serve_without_keys_runs_the_offline_demo_on_the_local_emulator(
     clean_env: dict[str, str], tmp_path: Path
 ) -> None:
     """The README's first command: no configuration at all. `gateway serve` starts the Stripe emulator, an order
-    is created through the gateway, paid with `gateway dev pay`, and reads `succeeded`; SIGTERM stops both."""
+    is created through the gateway, paid with `gateway dev pay`, the emulator's webhook tells the gateway, and the
+    order reads `succeeded`; SIGTERM stops both."""
     port = free_port()
     process = start([str(GATEWAY), "serve", "--port", str(port)], clean_env, tmp_path)
     base = f"http://127.0.0.1:{port}/trpc/stripe."
@@ -90,6 +91,8 @@ async def test_serve_without_keys_runs_the_offline_demo_on_the_local_emulator(
                 text=True,
                 timeout=60,
             )
+            # dev pay only pays at Stripe, as the phone does: the store learns it from the emulator's webhook.
+            delivered = read_until(process, "webhook_event_applied")
             async with http.get(
                 base + "getPaymentStatus", params={"input": '{"orderId":"demo-1"}'}
             ) as response:
@@ -106,7 +109,9 @@ async def test_serve_without_keys_runs_the_offline_demo_on_the_local_emulator(
     assert (paid.returncode, paid.stdout.strip()) == (0, "order demo-1: succeeded"), paid.stderr
     assert (status["status"], status["amountReceived"]) == ("succeeded", 2500)
     assert code == 0
-    lines = [*started, *out.splitlines()]
+    applied = json.loads(delivered[-1])
+    assert (applied["type"], applied["status"]) == ("payment_intent.succeeded", "succeeded")
+    lines = [*started, *delivered, *out.splitlines()]
     events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
     assert events.index("stripe_emulator_started") < events.index("gateway_listening")
     assert "payment_request_completed" in events
