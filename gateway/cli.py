@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,8 +18,15 @@ from gateway.http.server import serve
 from gateway.local_stripe import LocalStripe
 from gateway.logs import configure_logging
 from gateway.settings import SETTING_DOCS, ConfigurationError, Settings, load_settings
-from gateway.store import StoreError
+from gateway.store import StoreError, WebhookEventStatus
 from gateway.stripe_api import StripeCallError
+from gateway.webhooks.commands import (
+    DEFAULT_LIST_LIMIT,
+    CommandResult,
+    list_events,
+    replay_event,
+    show_event,
+)
 
 __all__ = ["main"]
 
@@ -58,6 +66,76 @@ def _dev_pay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _print(result: CommandResult) -> int:
+    try:
+        sys.stdout.write(result.out)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `gateway webhooks list | head`: the reader is gone, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.stderr.write(result.err)
+    return result.code
+
+
+def _webhooks_list(args: argparse.Namespace, settings: Settings) -> int:
+    status = WebhookEventStatus(args.status) if args.status is not None else None
+    return _print(
+        asyncio.run(
+            list_events(settings, limit=args.limit, status=status, order_id=args.order_id, as_json=args.json)
+        )
+    )
+
+
+def _webhooks_show(args: argparse.Namespace, settings: Settings) -> int:
+    return _print(asyncio.run(show_event(settings, args.event_id)))
+
+
+def _webhooks_replay(args: argparse.Namespace, settings: Settings) -> int:
+    return _print(asyncio.run(replay_event(settings, args.event_id)))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {value}")
+    return value
+
+
+def _add_webhook_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    webhooks = commands.add_parser(
+        "webhooks", help="Stripe's events as the gateway recorded them: list, show, replay (the store only)"
+    )
+    # The output is the command's; the log lines (a replay logs what it applied) go to stderr and the log file.
+    webhooks.set_defaults(logs_to_stderr=True)
+    actions = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="recent events, newest first, one line each")
+    listing.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=DEFAULT_LIST_LIMIT,
+        metavar="N",
+        help=f"at most N events (default {DEFAULT_LIST_LIMIT})",
+    )
+    listing.add_argument(
+        "--status",
+        choices=[status.value for status in WebhookEventStatus],
+        help="only the events in this status",
+    )
+    listing.add_argument("--order-id", metavar="ID", help="only the events applied to this order")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line (without the payload)")
+    listing.set_defaults(run=_webhooks_list)
+    show = actions.add_parser("show", help="one event, with its payload")
+    show.add_argument("event_id", metavar="EVENT_ID")
+    show.set_defaults(run=_webhooks_show)
+    replay = actions.add_parser(
+        "replay", help="apply a recorded event again (idempotent: an effect already there is not made twice)"
+    )
+    replay.add_argument("event_id", metavar="EVENT_ID")
+    replay.set_defaults(run=_webhooks_replay)
+
+
 def _parser() -> argparse.ArgumentParser:
     variables = "\n".join(f"  {name:<36} {doc}" for name, doc in SETTING_DOCS.items())
     parser = argparse.ArgumentParser(
@@ -80,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     pay.add_argument("--card", choices=sorted(TEST_CARDS), default="visa", help="test card (default: visa)")
     pay.add_argument("--fail-3ds", action="store_true", help="with --card 3ds: fail the authentication")
     pay.set_defaults(run=_dev_pay)
+    _add_webhook_commands(commands)
     return parser
 
 
@@ -90,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings.gateway_log_level, settings.gateway_log_file)
+    log_stream = sys.stderr if getattr(args, "logs_to_stderr", False) else None
+    configure_logging(settings.gateway_log_level, settings.gateway_log_file, stream=log_stream)
     try:
         result: int = args.run(args, settings)
     except ConfigurationError as error:

@@ -59,8 +59,11 @@ def intent_record(order: Order, intent: PaymentIntent) -> PaymentIntentRecord:
     )
 
 
-def intent_report(order: Order, intent: PaymentIntent, *, event_id: str, event_type: str) -> OrderEffect:
-    """A webhook's report that the PaymentIntent is now as `intent` shows it."""
+def intent_report(
+    order: Order, intent: PaymentIntent, *, event_id: str, event_type: str, actor: str = "stripe"
+) -> OrderEffect:
+    """A webhook's report that the PaymentIntent is now as `intent` shows it (`actor`: who applies it, for the
+    audit trail: Stripe delivering it, or an operator replaying it)."""
     adopting = (
         order.payment_intent_id is None
         and order.status is PaymentStatus.CREATING
@@ -88,7 +91,7 @@ def intent_report(order: Order, intent: PaymentIntent, *, event_id: str, event_t
         return OrderEffect(note=f"already {reported.value}")
     audit = AuditEntry(
         action=f"webhook.{event_type}",
-        actor="stripe",
+        actor=actor,
         request_id=event_id,
         order_id=order.order_id,
         details={"paymentIntent": intent.id, "before": order.status.value, "after": reported.value},
@@ -101,7 +104,9 @@ def intent_report(order: Order, intent: PaymentIntent, *, event_id: str, event_t
     )
 
 
-def refund_report(order: Order, charge: Charge, *, event_id: str, event_type: str) -> OrderEffect:
+def refund_report(
+    order: Order, charge: Charge, *, event_id: str, event_type: str, actor: str = "stripe"
+) -> OrderEffect:
     """A webhook's report of the charge's cumulative refunded amount."""
     if charge.amount_refunded <= order.amount_refunded:
         return OrderEffect(
@@ -109,7 +114,7 @@ def refund_report(order: Order, charge: Charge, *, event_id: str, event_type: st
         )
     audit = AuditEntry(
         action=f"webhook.{event_type}",
-        actor="stripe",
+        actor=actor,
         request_id=event_id,
         order_id=order.order_id,
         details={"charge": charge.id, "before": order.amount_refunded, "after": charge.amount_refunded},

@@ -169,7 +169,8 @@ class Store(Protocol):
     ) -> tuple[Order, OrderEffect | None]:
         """In one transaction: unless the event was already applied or ignored (and not `again`), read the order,
         call `effect_of(order)` (pure, no I/O), write that effect (order update, intent history, refunded total,
-        audit when the order changed) and mark the event applied to the order, with the effect's note. Returns the
+        audit when the order changed) and mark the event applied to the order, with the effect's note (a replay of
+        an applied event that changed nothing leaves the event as its first application left it). Returns the
         order as it is now and the effect, or None when nothing was done. OrderNotFound if no such order;
         StoreError if no such event."""
         ...

@@ -499,6 +499,7 @@ class SqliteStore:
             order = await _fetch_order(conn, order_id)
             if order is None:
                 raise OrderNotFound(order_id)
+            was_applied = rows[0][0] == WebhookEventStatus.APPLIED.value
             if rows[0][0] != WebhookEventStatus.RECEIVED.value and not again:
                 return order, None  # another delivery applied it meanwhile: exactly once
             effect = effect_of(order)
@@ -532,11 +533,13 @@ class SqliteStore:
                 )
             if changed and effect.audit is not None:
                 await _execute(conn, _INSERT_AUDIT, _audit_row(effect.audit, now))
-            await _execute(
-                conn,
-                "UPDATE webhook_events SET status = 'applied', applied_at = ?, order_id = ?, note = ? WHERE id = ?",
-                (now, order_id, effect.note, event_id),
-            )
+            if changed or not was_applied:  # a replay that changed nothing keeps what the event did first
+                await _execute(
+                    conn,
+                    "UPDATE webhook_events SET status = 'applied', applied_at = ?, order_id = ?, note = ?"
+                    " WHERE id = ?",
+                    (now, order_id, effect.note, event_id),
+                )
             if changed:
                 order = await _fetch_order(conn, order_id)
                 assert order is not None

@@ -98,11 +98,11 @@ class WebhookService:
         )
         if stored.status is not WebhookEventStatus.RECEIVED:
             return Receipt(event.id, Outcome.DUPLICATE, stored.note, stored.order_id)
-        return await self._apply(event, again=False)
+        return await self._apply(event, again=False, actor="stripe")
 
-    async def replay(self, event_id: str) -> Receipt:
-        """Apply a recorded event again (an operator's command): idempotent, since a report that is already
-        reflected changes nothing. Raises LookupError for an unknown id."""
+    async def replay(self, event_id: str, actor: str = "operator") -> Receipt:
+        """Apply a recorded event again (an operator's command; `actor` names them in the audit trail): idempotent,
+        since a report that is already reflected changes nothing. Raises LookupError for an unknown id."""
         stored = await self._store.get_webhook_event(event_id)
         if stored is None:
             raise LookupError(f"no webhook event {event_id}")
@@ -111,16 +111,16 @@ class WebhookService:
         except UnusableEvent as unusable:
             await self._store.ignore_webhook_event(event_id, str(unusable), again=True)
             return Receipt(event_id, Outcome.IGNORED, str(unusable))
-        return await self._apply(event, again=True)
+        return await self._apply(event, again=True, actor=actor)
 
-    async def _apply(self, event: EventEnvelope, *, again: bool) -> Receipt:
+    async def _apply(self, event: EventEnvelope, *, again: bool, actor: str) -> Receipt:
         if event.type not in APPLIED_TYPES:
             return await self._ignore(event.id, f"{event.type} is recorded, not applied", again=again)
         if event.livemode != self._livemode:
             mode = "live" if event.livemode else "test"
             return await self._ignore(event.id, f"a {mode}-mode event, and the gateway is not", again=again)
         try:
-            order_id, effect_of = await self._effect(event)
+            order_id, effect_of = await self._effect(event, actor)
         except UnusableEvent as unusable:
             logger.bind(eventId=event.id, type=event.type, reason=str(unusable)).warning(
                 "webhook_event_unusable"
@@ -147,7 +147,9 @@ class WebhookService:
         ).info("webhook_event_applied")
         return Receipt(event.id, Outcome.APPLIED, effect.note, order_id)
 
-    async def _effect(self, event: EventEnvelope) -> tuple[str | None, Callable[[Order], OrderEffect]]:
+    async def _effect(
+        self, event: EventEnvelope, actor: str
+    ) -> tuple[str | None, Callable[[Order], OrderEffect]]:
         """The order the event is about (None: not one of ours), and what it does to it."""
         if event.type == EventType.CHARGE_REFUNDED:
             charge = charge_of(event)
@@ -158,7 +160,7 @@ class WebhookService:
             )
             order_id = order.order_id if order is not None else charge.metadata.get(ORDER_ID_METADATA)
             return order_id, lambda current: refund_report(
-                current, charge, event_id=event.id, event_type=event.type
+                current, charge, event_id=event.id, event_type=event.type, actor=actor
             )
         intent = intent_of(event)
         order_id = intent.metadata.get(ORDER_ID_METADATA)
@@ -166,7 +168,7 @@ class WebhookService:
             order = await self._store.find_order_by_payment_intent(intent.id)
             order_id = order.order_id if order is not None else None
         return order_id, lambda current: intent_report(
-            current, intent, event_id=event.id, event_type=event.type
+            current, intent, event_id=event.id, event_type=event.type, actor=actor
         )
 
     async def _ignore(self, event_id: str, note: str, *, again: bool) -> Receipt:

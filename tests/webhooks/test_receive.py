@@ -11,7 +11,7 @@ import pytest
 from loguru import logger
 
 from gateway.settings import Settings
-from gateway.store import Order, PaymentStatus, Store, WebhookEventStatus
+from gateway.store import Order, PaymentStatus, Store, WebhookEvent, WebhookEventStatus
 from gateway.store.sqlite import SqliteStore
 from gateway.webhooks.service import Outcome, WebhookService
 from tests.webhooks.events import charge_refunded, intent_event, paid_order, unpaid_order
@@ -269,5 +269,28 @@ async def test_replaying_an_applied_event_changes_nothing_and_a_received_one_is_
 
     assert (replayed.outcome, replayed.note) == (Outcome.APPLIED, "already succeeded")
     assert await webhook_audit(store) == ["webhook.payment_intent.succeeded"]
+    event = await store.get_webhook_event("evt_1")
+    assert event is not None
+    assert event.note == "requires_payment_method -> succeeded"  # what it did first is kept
     with pytest.raises(LookupError):
         await service.replay("evt_unknown")
+
+    # An event recorded but never applied (its delivery crashed): the replay applies it, in the operator's name.
+    await unpaid_order(store, "order-2", "pi_2")
+    await store.record_webhook_event(
+        WebhookEvent(
+            id="evt_2",
+            type="payment_intent.succeeded",
+            created=1,
+            payload=intent_event("evt_2", "succeeded", intent_id="pi_2", order_id="order-2"),
+            status=WebhookEventStatus.RECEIVED,
+            received_at="",
+            applied_at=None,
+            deliveries=1,
+            note=None,
+        )
+    )
+    await service.replay("evt_2", actor="operator:alice")
+    assert (await order_of(store, "order-2")).status is PaymentStatus.SUCCEEDED
+    [entry] = [e for e in await store.list_audit("order-2") if e.action.startswith("webhook.")]
+    assert entry.actor == "operator:alice"
