@@ -175,6 +175,15 @@ class Store(Protocol):
         StoreError if no such event."""
         ...
 
+    async def receive_webhook_event(
+        self, event: WebhookEvent, order_id: str, effect_of: Callable[[Order], OrderEffect]
+    ) -> tuple[WebhookEvent, Order, OrderEffect | None]:
+        """`record_webhook_event` and then `apply_webhook_event` (not `again`) in one transaction: the common case
+        of a delivery, in one commit. Returns the event as recorded (before it was applied), the order and the
+        effect (None: an earlier delivery had applied or ignored it). If applying raises (OrderNotFound…),
+        nothing at all is recorded: the caller records the event on its own and reports why."""
+        ...
+
     async def ignore_webhook_event(self, event_id: str, note: str, *, again: bool = False) -> bool:
         """Mark a `received` event (any event, when `again`) ignored with `note`; False if it was not."""
         ...

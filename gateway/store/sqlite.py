@@ -1,14 +1,14 @@
 """The SQLite backend of `Store`, on aiosqlite: one connection, one explicit transaction per method.
 
-aiosqlite runs every statement of a connection on one worker thread, in order. Two tasks interleaving their
-BEGIN … COMMIT on it would mix their transactions, so an asyncio.Lock is held for a whole transaction. That lock
-only shares the connection; it decides nothing. Who created an order, whether a version is still current, who
-which refund of an order is in flight: the database settles those (primary keys, `ON CONFLICT`, `UPDATE … WHERE version = ?` and the
-row count), so two processes on one file keep the same guarantees. Writes begin with `BEGIN IMMEDIATE`: a
-second writer waits (busy_timeout) for the write lock up front instead of failing when it first writes.
+Each method's transaction is one synchronous function (`work`) that runs whole on the thread aiosqlite keeps for
+the connection: BEGIN, its statements, COMMIT (or ROLLBACK if it raises), in a single hand-off to that thread
+rather than one per statement (see `_on_connection_thread` for why). The thread runs its queue first in, first
+out, so two tasks' transactions can never interleave on the connection, and a task cancelled while it waits
+leaves its transaction to finish (commit or roll back) whole, before the next one begins.
 
-Cancellation is safe because the worker runs statements first in, first out: once a task has queued its
-ROLLBACK, the next transaction's BEGIN runs after it, even if the cancelled task never saw the answer.
+Nothing is decided in Python memory. Who created an order, whether a version is still current, which refund of an
+order is in flight: the database settles those (primary keys, `ON CONFLICT`, `UPDATE … WHERE version = ?` and the
+row count), so two processes on one file keep the same guarantees.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import asyncio
 import contextlib
 import datetime
 import enum
+import functools
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar, cast
 
 import aiosqlite
 import msgspec
@@ -82,6 +83,7 @@ _CLOSED_MESSAGES: Final = frozenset({"Connection closed", "no active connection"
 """What aiosqlite raises (as ValueError) when used after close."""
 
 _S = TypeVar("_S", bound=msgspec.Struct)
+_T = TypeVar("_T")
 
 
 def utc_now() -> datetime.datetime:
@@ -172,7 +174,6 @@ class SqliteStore:
         """Wrap a connection already set up by `open` (autocommit mode, pragmas, migrations)."""
         self._connection: aiosqlite.Connection | None = connection
         self._clock = clock
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, clock: Clock = utc_now) -> SqliteStore:
@@ -197,15 +198,14 @@ class SqliteStore:
         return cls(connection, clock)
 
     async def close(self) -> None:
-        """Close the connection once the transaction under way (if any) is over. Idempotent."""
-        async with self._lock:
-            connection, self._connection = self._connection, None
-            if connection is not None:
-                await connection.close()
+        """Close the connection once the transactions already queued are over; later calls get StoreUnavailable.
+        Idempotent."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
 
     async def ping(self) -> None:
-        async with self._transaction(write=False) as conn:
-            await conn.execute_fetchall("SELECT 1")
+        await self._in_transaction(lambda db: _fetch(db, "SELECT 1", ()), write=False)
 
     # -- orders ------------------------------------------------------------------------------------------------
 
@@ -228,30 +228,35 @@ class SqliteStore:
             created_at=now,
             updated_at=now,
         )
+        order_row = _row(order, _ORDER_COLUMNS)
         audit_row = _audit_row(audit, now)
-        async with self._transaction(write=True) as conn:
-            created = await _execute(conn, _INSERT_ORDER, _row(order, _ORDER_COLUMNS)) == 1
+
+        def work(db: sqlite3.Connection) -> tuple[Order, bool]:
+            created = _execute(db, _INSERT_ORDER, order_row) == 1
             if created:
-                await _execute(conn, _INSERT_AUDIT, audit_row)
-            stored = await _fetch_order(conn, new.order_id)
-        if stored is None:  # pragma: no cover - the row was inserted or already there, in this transaction
-            raise StoreError(f"order {new.order_id} is missing right after its insert")
-        return stored, created
+                _execute(db, _INSERT_AUDIT, audit_row)
+            stored = _fetch_order(db, new.order_id)
+            if (
+                stored is None
+            ):  # pragma: no cover - the row was inserted or already there, in this transaction
+                raise StoreError(f"order {new.order_id} is missing right after its insert")
+            return stored, created
+
+        return await self._in_transaction(work, write=True)
 
     async def get_order(self, order_id: str) -> Order | None:
-        async with self._transaction(write=False) as conn:
-            return await _fetch_order(conn, order_id)
+        return await self._in_transaction(lambda db: _fetch_order(db, order_id), write=False)
 
     async def find_order_by_payment_intent(self, payment_intent_id: str) -> Order | None:
-        async with self._transaction(write=False) as conn:
-            rows = await _fetch(
-                conn, "SELECT order_id FROM payment_intents WHERE id = ?", (payment_intent_id,)
-            )
+        def work(db: sqlite3.Connection) -> Order | None:
+            rows = _fetch(db, "SELECT order_id FROM payment_intents WHERE id = ?", (payment_intent_id,))
             if rows:
-                return await _fetch_order(conn, str(rows[0][0]))
+                return _fetch_order(db, str(rows[0][0]))
             # The current intent is normally in the history too; this covers an update that set only the pointer.
-            rows = await _fetch(conn, _SELECT_ORDER_BY_INTENT, (payment_intent_id,))
+            rows = _fetch(db, _SELECT_ORDER_BY_INTENT, (payment_intent_id,))
             return _decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
+
+        return await self._in_transaction(work, write=False)
 
     async def update_order(
         self,
@@ -268,43 +273,33 @@ class SqliteStore:
         sql += " AND version = ?"
         params.append(expected_version)
         audit_row = _audit_row(audit, now)
-        async with self._transaction(write=True) as conn:
-            if await _execute(conn, sql, params) == 0:
-                current = await _fetch_order(conn, order_id)
+
+        def work(db: sqlite3.Connection) -> Order:
+            if _execute(db, sql, params) == 0:
+                current = _fetch_order(db, order_id)
                 if current is None:
                     raise OrderNotFound(order_id)
                 raise StaleOrder(f"order {order_id} is at version {current.version}, not {expected_version}")
             if intent is not None:
-                intent_row = msgspec.structs.replace(
-                    intent, created_at=intent.created_at or now, updated_at=intent.updated_at or now
-                )
-                if await _execute(conn, _UPSERT_INTENT, _row(intent_row, _INTENT_COLUMNS)) == 0:
-                    raise StoreError(f"payment intent {intent.id} is already recorded for another order")
-            await _execute(conn, _INSERT_AUDIT, audit_row)
-            updated = await _fetch_order(conn, order_id)
-        assert updated is not None
-        return updated
+                _upsert_intent(db, intent, now)
+            _execute(db, _INSERT_AUDIT, audit_row)
+            return _fetch_existing_order(db, order_id)
+
+        return await self._in_transaction(work, write=True)
 
     async def raise_amount_refunded(self, order_id: str, amount_refunded: int, audit: AuditEntry) -> Order:
         now = self._now()
         audit_row = _audit_row(audit, now)
-        async with self._transaction(write=True) as conn:
-            raised = await _execute(
-                conn,
-                "UPDATE orders SET amount_refunded = ?, version = version + 1, updated_at = ?"
-                " WHERE order_id = ? AND amount_refunded < ?",
-                (amount_refunded, now, order_id, amount_refunded),
-            )
-            if raised:
-                await _execute(conn, _INSERT_AUDIT, audit_row)
-            order = await _fetch_order(conn, order_id)
-        if order is None:
-            raise OrderNotFound(order_id)
-        return order
+
+        def work(db: sqlite3.Connection) -> Order:
+            if _raise_refunded(db, order_id, amount_refunded, now):
+                _execute(db, _INSERT_AUDIT, audit_row)
+            return _fetch_existing_order(db, order_id)
+
+        return await self._in_transaction(work, write=True)
 
     async def list_payment_intents(self, order_id: str) -> list[PaymentIntentRecord]:
-        async with self._transaction(write=False) as conn:
-            rows = await _fetch(conn, _SELECT_INTENTS, (order_id,))
+        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_INTENTS, (order_id,)), write=False)
         return [_decode(row, _INTENT_COLUMNS, PaymentIntentRecord) for row in rows]
 
     # -- refunds -----------------------------------------------------------------------------------------------
@@ -313,15 +308,17 @@ class SqliteStore:
         now = self._now()
         row = _row(msgspec.structs.replace(refund, created_at=refund.created_at or now), _REFUND_COLUMNS)
         audit_row = _audit_row(audit, now)
-        async with self._transaction(write=True) as conn:
-            added = await _execute(conn, _INSERT_REFUND, row) == 1
+
+        def work(db: sqlite3.Connection) -> bool:
+            added = _execute(db, _INSERT_REFUND, row) == 1
             if added:
-                await _execute(conn, _INSERT_AUDIT, audit_row)
-        return added
+                _execute(db, _INSERT_AUDIT, audit_row)
+            return added
+
+        return await self._in_transaction(work, write=True)
 
     async def list_refunds(self, order_id: str) -> list[Refund]:
-        async with self._transaction(write=False) as conn:
-            rows = await _fetch(conn, _SELECT_REFUNDS, (order_id,))
+        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_REFUNDS, (order_id,)), write=False)
         return [_decode(row, _REFUND_COLUMNS, Refund) for row in rows]
 
     # -- refund requests ---------------------------------------------------------------------------------------
@@ -334,27 +331,32 @@ class SqliteStore:
         now = self._now()
         row = _row(msgspec.structs.replace(request, created_at=now, updated_at=now), _REFUND_REQUEST_COLUMNS)
         audit_row = _audit_row(audit, now)
-        async with self._transaction(write=True) as conn:
-            if await _execute(conn, _INSERT_REFUND_REQUEST, row) == 1:
-                await _execute(conn, _INSERT_AUDIT, audit_row)
-                return await _fetch_refund_request(conn, _SELECT_REFUND_REQUEST, request.id), True
+
+        def work(db: sqlite3.Connection) -> tuple[RefundRequest, bool]:
+            if _execute(db, _INSERT_REFUND_REQUEST, row) == 1:
+                _execute(db, _INSERT_AUDIT, audit_row)
+                return _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request.id), True
             rows: list[sqlite3.Row] = []
             if request.caller_key is not None:
-                rows = await _fetch(conn, _SELECT_REFUND_REQUEST_BY_KEY, (request.caller_key,))
+                rows = _fetch(db, _SELECT_REFUND_REQUEST_BY_KEY, (request.caller_key,))
             if not rows:
-                rows = await _fetch(conn, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,))
+                rows = _fetch(db, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,))
             if not rows:  # the id itself collided: ids are random, so this is a bug of the caller
                 raise StoreError(f"refund request {request.id} already exists")
-        return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest), False
+            return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest), False
+
+        return await self._in_transaction(work, write=True)
 
     async def get_refund_request(self, *, caller_key: str) -> RefundRequest | None:
-        async with self._transaction(write=False) as conn:
-            rows = await _fetch(conn, _SELECT_REFUND_REQUEST_BY_KEY, (caller_key,))
+        rows = await self._in_transaction(
+            lambda db: _fetch(db, _SELECT_REFUND_REQUEST_BY_KEY, (caller_key,)), write=False
+        )
         return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
 
     async def get_pending_refund_request(self, order_id: str) -> RefundRequest | None:
-        async with self._transaction(write=False) as conn:
-            rows = await _fetch(conn, _SELECT_PENDING_REFUND_REQUEST, (order_id,))
+        rows = await self._in_transaction(
+            lambda db: _fetch(db, _SELECT_PENDING_REFUND_REQUEST, (order_id,)), write=False
+        )
         return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
 
     async def finish_refund_request(
@@ -368,26 +370,21 @@ class SqliteStore:
             _REFUND_COLUMNS,
         )
         audit_row = _audit_row(audit, now)
-        async with self._transaction(write=True) as conn:
-            await _execute(conn, _LINK_REFUND, refund_row)
-            finished = await _execute(
-                conn,
+
+        def work(db: sqlite3.Connection) -> Order:
+            _execute(db, _LINK_REFUND, refund_row)
+            finished = _execute(
+                db,
                 "UPDATE refund_requests SET status = 'succeeded', refund_id = ?, result = ?, error = NULL,"
                 " updated_at = ? WHERE id = ? AND status = 'pending'",
                 (refund.id, result, now, request_id),
             )
-            raised = await _execute(
-                conn,
-                "UPDATE orders SET amount_refunded = ?, version = version + 1, updated_at = ?"
-                " WHERE order_id = ? AND amount_refunded < ?",
-                (amount_refunded, now, refund.order_id, amount_refunded),
-            )
+            raised = _raise_refunded(db, refund.order_id, amount_refunded, now)
             if finished or raised:
-                await _execute(conn, _INSERT_AUDIT, audit_row)
-            order = await _fetch_order(conn, refund.order_id)
-        if order is None:
-            raise OrderNotFound(refund.order_id)
-        return order
+                _execute(db, _INSERT_AUDIT, audit_row)
+            return _fetch_existing_order(db, refund.order_id)
+
+        return await self._in_transaction(work, write=True)
 
     async def close_refund_request(
         self, request_id: str, status: RefundRequestStatus, error: str, audit: AuditEntry
@@ -396,41 +393,46 @@ class SqliteStore:
             raise ValueError(f"a refund request closes refused or abandoned, not {status.value}")
         now = self._now()
         audit_row = _audit_row(audit, now)
-        async with self._transaction(write=True) as conn:
-            closed = await _execute(
-                conn,
+
+        def work(db: sqlite3.Connection) -> RefundRequest:
+            closed = _execute(
+                db,
                 "UPDATE refund_requests SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
                 (status.value, error, now, request_id),
             )
             if closed:
-                await _execute(conn, _INSERT_AUDIT, audit_row)
-            return await _fetch_refund_request(conn, _SELECT_REFUND_REQUEST, request_id)
+                _execute(db, _INSERT_AUDIT, audit_row)
+            return _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request_id)
+
+        return await self._in_transaction(work, write=True)
 
     async def retry_refund_request(self, request_id: str, amount: int, audit: AuditEntry) -> RefundRequest:
         now = self._now()
         audit_row = _audit_row(audit, now)
-        async with self._transaction(write=True) as conn:
-            request = await _fetch_refund_request(conn, _SELECT_REFUND_REQUEST, request_id)
+
+        def work(db: sqlite3.Connection) -> RefundRequest:
+            request = _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request_id)
             if request.status is not RefundRequestStatus.ABANDONED:
                 raise StoreError(f"refund request {request_id} is {request.status.value}, not abandoned")
             # Checked inside the write transaction (BEGIN IMMEDIATE: no other writer meanwhile); the partial
             # unique index would refuse a second pending request anyway.
-            if await _fetch(conn, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,)):
+            if _fetch(db, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,)):
                 raise RefundInProgress(f"order {request.order_id} has a refund request pending")
-            await _execute(
-                conn,
+            _execute(
+                db,
                 "UPDATE refund_requests SET status = 'pending', amount = ?, tries = tries + 1, error = NULL,"
                 " updated_at = ? WHERE id = ?",
                 (amount, now, request_id),
             )
-            await _execute(conn, _INSERT_AUDIT, audit_row)
-            return await _fetch_refund_request(conn, _SELECT_REFUND_REQUEST, request_id)
+            _execute(db, _INSERT_AUDIT, audit_row)
+            return _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request_id)
+
+        return await self._in_transaction(work, write=True)
 
     # -- customers ---------------------------------------------------------------------------------------------
 
     async def get_customer(self, email_hash: str) -> Customer | None:
-        async with self._transaction(write=False) as conn:
-            rows = await _fetch(conn, _SELECT_CUSTOMER, (email_hash,))
+        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_CUSTOMER, (email_hash,)), write=False)
         return _decode(rows[0], _CUSTOMER_COLUMNS, Customer) if rows else None
 
     async def add_customer(self, customer: Customer) -> Customer:
@@ -438,34 +440,23 @@ class SqliteStore:
             msgspec.structs.replace(customer, created_at=customer.created_at or self._now()),
             _CUSTOMER_COLUMNS,
         )
-        async with self._transaction(write=True) as conn:
-            await _execute(conn, _INSERT_CUSTOMER, row)
-            rows = await _fetch(conn, _SELECT_CUSTOMER, (customer.email_hash,))
+
+        def work(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            _execute(db, _INSERT_CUSTOMER, row)
+            return _fetch(db, _SELECT_CUSTOMER, (customer.email_hash,))
+
+        rows = await self._in_transaction(work, write=True)
         return _decode(rows[0], _CUSTOMER_COLUMNS, Customer)
 
     # -- webhook events ----------------------------------------------------------------------------------------
 
     async def record_webhook_event(self, event: WebhookEvent) -> tuple[WebhookEvent, bool]:
-        now = self._now()
-        row = _row(
-            msgspec.structs.replace(
-                event,
-                status=WebhookEventStatus.RECEIVED,
-                received_at=now,
-                applied_at=None,
-                deliveries=1,
-                order_id=None,
-            ),
-            _EVENT_COLUMNS,
-        )
-        async with self._transaction(write=True) as conn:
-            [stored_row] = await _fetch(conn, _RECORD_EVENT, row)
-        stored = _decode(stored_row, _EVENT_COLUMNS, WebhookEvent)
+        row = _received_event_row(event, self._now())
+        stored = await self._in_transaction(lambda db: _record_event(db, row), write=True)
         return stored, stored.deliveries == 1
 
     async def get_webhook_event(self, event_id: str) -> WebhookEvent | None:
-        async with self._transaction(write=False) as conn:
-            rows = await _fetch(conn, _SELECT_EVENT, (event_id,))
+        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_EVENT, (event_id,)), write=False)
         return _decode(rows[0], _EVENT_COLUMNS, WebhookEvent) if rows else None
 
     async def list_webhook_events(
@@ -484,97 +475,54 @@ class SqliteStore:
         sql = _select(
             "webhook_events", _EVENT_COLUMNS, f"{condition}ORDER BY received_at DESC, id DESC LIMIT ?"
         )
-        async with self._transaction(write=False) as conn:
-            rows = await _fetch(conn, sql, [*params, limit])
+        rows = await self._in_transaction(lambda db: _fetch(db, sql, [*params, limit]), write=False)
         return [_decode(row, _EVENT_COLUMNS, WebhookEvent) for row in rows]
 
     async def apply_webhook_event(
         self, event_id: str, order_id: str, effect_of: Callable[[Order], OrderEffect], *, again: bool = False
     ) -> tuple[Order, OrderEffect | None]:
         now = self._now()
-        async with self._transaction(write=True) as conn:
-            rows = await _fetch(conn, "SELECT status FROM webhook_events WHERE id = ?", (event_id,))
-            if not rows:
-                raise StoreError(f"no webhook event {event_id}")
-            order = await _fetch_order(conn, order_id)
-            if order is None:
-                raise OrderNotFound(order_id)
-            was_applied = rows[0][0] == WebhookEventStatus.APPLIED.value
-            if rows[0][0] != WebhookEventStatus.RECEIVED.value and not again:
-                return order, None  # another delivery applied it meanwhile: exactly once
-            effect = effect_of(order)
-            changed = False
-            if effect.update is not None:
-                sql, params = _update_order_sql(effect.update, now, order_id)
-                changed = await _execute(conn, sql, params) == 1
-            if effect.intent is not None:
-                if effect.intent.order_id != order_id:
-                    raise ValueError(
-                        f"payment intent {effect.intent.id} is for order {effect.intent.order_id}"
-                    )
-                intent_row = msgspec.structs.replace(
-                    effect.intent,
-                    created_at=effect.intent.created_at or now,
-                    updated_at=effect.intent.updated_at or now,
-                )
-                if await _execute(conn, _UPSERT_INTENT, _row(intent_row, _INTENT_COLUMNS)) == 0:
-                    raise StoreError(
-                        f"payment intent {effect.intent.id} is already recorded for another order"
-                    )
-            if effect.amount_refunded is not None:
-                changed |= (
-                    await _execute(
-                        conn,
-                        "UPDATE orders SET amount_refunded = ?, version = version + 1, updated_at = ?"
-                        " WHERE order_id = ? AND amount_refunded < ?",
-                        (effect.amount_refunded, now, order_id, effect.amount_refunded),
-                    )
-                    == 1
-                )
-            if changed and effect.audit is not None:
-                await _execute(conn, _INSERT_AUDIT, _audit_row(effect.audit, now))
-            if changed or not was_applied:  # a replay that changed nothing keeps what the event did first
-                await _execute(
-                    conn,
-                    "UPDATE webhook_events SET status = 'applied', applied_at = ?, order_id = ?, note = ?"
-                    " WHERE id = ?",
-                    (now, order_id, effect.note, event_id),
-                )
-            if changed:
-                order = await _fetch_order(conn, order_id)
-                assert order is not None
-        return order, effect
+        return await self._in_transaction(
+            lambda db: _apply_event(db, event_id, order_id, effect_of, again=again, now=now), write=True
+        )
+
+    async def receive_webhook_event(
+        self, event: WebhookEvent, order_id: str, effect_of: Callable[[Order], OrderEffect]
+    ) -> tuple[WebhookEvent, Order, OrderEffect | None]:
+        now = self._now()
+        row = _received_event_row(event, now)
+
+        def work(db: sqlite3.Connection) -> tuple[WebhookEvent, Order, OrderEffect | None]:
+            stored = _record_event(db, row)
+            order, effect = _apply_event(db, event.id, order_id, effect_of, again=False, now=now)
+            return stored, order, effect
+
+        return await self._in_transaction(work, write=True)
 
     async def ignore_webhook_event(self, event_id: str, note: str, *, again: bool = False) -> bool:
         only_received = "" if again else " AND status = 'received'"
-        async with self._transaction(write=True) as conn:
-            return (
-                await _execute(
-                    conn,
-                    f"UPDATE webhook_events SET status = 'ignored', note = ? WHERE id = ?{only_received}",  # noqa: S608
-                    (note, event_id),
-                )
-                == 1
-            )
+        sql = f"UPDATE webhook_events SET status = 'ignored', note = ? WHERE id = ?{only_received}"  # noqa: S608
+        return await self._in_transaction(lambda db: _execute(db, sql, (note, event_id)) == 1, write=True)
 
     async def note_webhook_event_failure(self, event_id: str, note: str) -> None:
-        async with self._transaction(write=True) as conn:
-            await _execute(
-                conn,
+        await self._in_transaction(
+            lambda db: _execute(
+                db,
                 "UPDATE webhook_events SET note = ? WHERE id = ? AND status = 'received'",
                 (note, event_id),
-            )
+            ),
+            write=True,
+        )
 
     # -- audit -------------------------------------------------------------------------------------------------
 
     async def list_audit(self, order_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
         if limit < 0:
             raise ValueError(f"limit must not be negative: {limit}")
-        async with self._transaction(write=False) as conn:
-            if order_id is None:
-                rows = await _fetch(conn, _SELECT_AUDIT, (limit,))
-            else:
-                rows = await _fetch(conn, _SELECT_AUDIT_OF_ORDER, (order_id, limit))
+        sql, params = (
+            (_SELECT_AUDIT, [limit]) if order_id is None else (_SELECT_AUDIT_OF_ORDER, [order_id, limit])
+        )
+        rows = await self._in_transaction(lambda db: _fetch(db, sql, params), write=False)
         return [_audit_entry(row) for row in rows]
 
     # -- plumbing ----------------------------------------------------------------------------------------------
@@ -582,32 +530,22 @@ class SqliteStore:
     def _now(self) -> str:
         return js_iso(self._clock())
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction, alone on the connection: commits if the block returns, rolls back if it raises.
-
-        sqlite3 errors (and use after close) come out as StoreError / StoreUnavailable; the store's own errors
-        (StaleOrder…) pass through, after the rollback.
-        """
-        async with self._lock:
-            conn = self._connection
-            if conn is None:
-                raise StoreUnavailable("the store is closed")
-            try:
-                try:
-                    # BEGIN inside the rollback's reach: if we are cancelled while it is queued, it still runs.
-                    # Reads take a deferred transaction: a consistent snapshot that never blocks the writer (WAL).
-                    await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                    yield conn
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    await _rollback(conn)
-                    raise
-            except (sqlite3.Error, ValueError) as error:
-                translated = _translate(error)
-                if translated is None:
-                    raise
-                raise translated from error
+    async def _in_transaction(self, work: Callable[[sqlite3.Connection], _T], *, write: bool) -> _T:
+        """Run `work` as one whole transaction on the connection's thread: committed if it returns, rolled back if
+        it raises. sqlite3 errors (and use after close) come out as StoreError / StoreUnavailable; the store's own
+        errors (StaleOrder…) pass through, after the rollback."""
+        connection = self._connection
+        if connection is None:
+            raise StoreUnavailable("the store is closed")
+        try:
+            return await _on_connection_thread(
+                connection, functools.partial(_transact, connection, work, write)
+            )
+        except (sqlite3.Error, ValueError) as error:
+            translated = _translate(error)
+            if translated is None:
+                raise
+            raise translated from error
 
 
 async def _enable_wal(connection: aiosqlite.Connection) -> None:
@@ -636,14 +574,6 @@ async def _enable_wal(connection: aiosqlite.Connection) -> None:
         )
 
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
-    """Undo the transaction under way. Queued before anything another task sends, even if we are cancelled."""
-    with contextlib.suppress(sqlite3.Error, ValueError):
-        # Nothing to undo when BEGIN failed or SQLite already rolled back (I/O error, full disk); the original
-        # error is the one worth raising.
-        await conn.execute("ROLLBACK")
-
-
 def _translate(error: BaseException) -> StoreError | None:
     """The store's error for a sqlite3/aiosqlite one; None for an error that is not the database's."""
     if isinstance(error, sqlite3.Error):
@@ -662,26 +592,145 @@ def _translate_sqlite(error: sqlite3.Error) -> StoreError:
     return StoreError(f"database error: {error}")
 
 
-async def _execute(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> int:
+async def _on_connection_thread(connection: aiosqlite.Connection, function: Callable[[], _T]) -> _T:
+    """Call `function` on the thread that owns `connection` (aiosqlite's one worker, first in, first out).
+
+    aiosqlite's public methods each hand one statement to that thread and wait for it: about 85 µs of CPU per
+    hand-off, which made a webhook's dozen statements cost more than everything else it does (bench/README.md,
+    "Webhook ingestion"). `Connection._execute` is the method all of them go through; it is private, so this is
+    the one place that calls it, and every store test breaks loudly if a new aiosqlite changes it.
+    """
+    hand_off = cast(Callable[[Callable[[], _T]], Awaitable[_T]], connection._execute)
+    return await hand_off(function)
+
+
+def _transact(connection: aiosqlite.Connection, work: Callable[[sqlite3.Connection], _T], write: bool) -> _T:
+    """On the connection's thread: BEGIN, `work`, COMMIT, or ROLLBACK if anything raised.
+
+    Writes begin with `BEGIN IMMEDIATE`, so a second writer (another process) waits for the write lock up front,
+    for busy_timeout, instead of failing at its first write. Reads take a deferred transaction: a consistent
+    snapshot that never blocks the writer (WAL).
+    """
+    db = connection._conn  # we are on its thread; raises ValueError once the connection is closed
+    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        # Nothing to undo when SQLite already rolled back (an I/O error, a full disk); the original error is the
+        # one worth raising.
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _execute(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:
     """Run one statement; returns how many rows it changed."""
-    async with conn.execute(sql, params) as cursor:
-        return cursor.rowcount
+    return db.execute(sql, params).rowcount
 
 
-async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
-    return list(await conn.execute_fetchall(sql, params))
+def _fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+    return db.execute(sql, params).fetchall()
 
 
-async def _fetch_order(conn: aiosqlite.Connection, order_id: str) -> Order | None:
-    rows = await _fetch(conn, _SELECT_ORDER, (order_id,))
+def _fetch_order(db: sqlite3.Connection, order_id: str) -> Order | None:
+    rows = _fetch(db, _SELECT_ORDER, (order_id,))
     return _decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
 
 
-async def _fetch_refund_request(conn: aiosqlite.Connection, sql: str, key: str) -> RefundRequest:
-    rows = await _fetch(conn, sql, (key,))
+def _fetch_existing_order(db: sqlite3.Connection, order_id: str) -> Order:
+    order = _fetch_order(db, order_id)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+def _fetch_refund_request(db: sqlite3.Connection, sql: str, key: str) -> RefundRequest:
+    rows = _fetch(db, sql, (key,))
     if not rows:
         raise StoreError(f"no refund request {key}")
     return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest)
+
+
+def _upsert_intent(db: sqlite3.Connection, intent: PaymentIntentRecord, now: str) -> None:
+    row = msgspec.structs.replace(
+        intent, created_at=intent.created_at or now, updated_at=intent.updated_at or now
+    )
+    if _execute(db, _UPSERT_INTENT, _row(row, _INTENT_COLUMNS)) == 0:
+        raise StoreError(f"payment intent {intent.id} is already recorded for another order")
+
+
+def _raise_refunded(db: sqlite3.Connection, order_id: str, amount_refunded: int, now: str) -> bool:
+    """Raise the order's refunded total to `amount_refunded`, never lower it; True if it changed."""
+    return (
+        _execute(
+            db,
+            "UPDATE orders SET amount_refunded = ?, version = version + 1, updated_at = ?"
+            " WHERE order_id = ? AND amount_refunded < ?",
+            (amount_refunded, now, order_id, amount_refunded),
+        )
+        == 1
+    )
+
+
+def _received_event_row(event: WebhookEvent, now: str) -> list[object]:
+    received = msgspec.structs.replace(
+        event,
+        status=WebhookEventStatus.RECEIVED,
+        received_at=now,
+        applied_at=None,
+        deliveries=1,
+        order_id=None,
+    )
+    return _row(received, _EVENT_COLUMNS)
+
+
+def _record_event(db: sqlite3.Connection, row: Sequence[object]) -> WebhookEvent:
+    """Insert a delivery, or count one more of a known event; the event as stored."""
+    [stored] = _fetch(db, _RECORD_EVENT, row)
+    return _decode(stored, _EVENT_COLUMNS, WebhookEvent)
+
+
+def _apply_event(
+    db: sqlite3.Connection,
+    event_id: str,
+    order_id: str,
+    effect_of: Callable[[Order], OrderEffect],
+    *,
+    again: bool,
+    now: str,
+) -> tuple[Order, OrderEffect | None]:
+    """`Store.apply_webhook_event`, inside a write transaction."""
+    rows = _fetch(db, "SELECT status FROM webhook_events WHERE id = ?", (event_id,))
+    if not rows:
+        raise StoreError(f"no webhook event {event_id}")
+    order = _fetch_existing_order(db, order_id)
+    was_applied = rows[0][0] == WebhookEventStatus.APPLIED.value
+    if rows[0][0] != WebhookEventStatus.RECEIVED.value and not again:
+        return order, None  # another delivery applied it meanwhile: exactly once
+    effect = effect_of(order)
+    changed = False
+    if effect.update is not None:
+        sql, params = _update_order_sql(effect.update, now, order_id)
+        changed = _execute(db, sql, params) == 1
+    if effect.intent is not None:
+        if effect.intent.order_id != order_id:
+            raise ValueError(f"payment intent {effect.intent.id} is for order {effect.intent.order_id}")
+        _upsert_intent(db, effect.intent, now)
+    if effect.amount_refunded is not None:
+        changed |= _raise_refunded(db, order_id, effect.amount_refunded, now)
+    if changed and effect.audit is not None:
+        _execute(db, _INSERT_AUDIT, _audit_row(effect.audit, now))
+    if changed or not was_applied:  # a replay that changed nothing keeps what the event did first
+        _execute(
+            db,
+            "UPDATE webhook_events SET status = 'applied', applied_at = ?, order_id = ?, note = ? WHERE id = ?",
+            (now, order_id, effect.note, event_id),
+        )
+    if changed:
+        order = _fetch_existing_order(db, order_id)
+    return order, effect
 
 
 def _decode(row: Sequence[object], columns: Sequence[str], struct: type[_S]) -> _S:

@@ -69,6 +69,32 @@ class Receipt:
     order_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Apply:
+    order_id: str
+    effect_of: Callable[[Order], OrderEffect]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ignore:
+    note: str
+
+
+def _received(event_id: str, event_type: str, created: int, body: bytes) -> WebhookEvent:
+    """A delivery as it is recorded (the store sets when)."""
+    return WebhookEvent(
+        id=event_id,
+        type=event_type,
+        created=created,
+        payload=body,
+        status=WebhookEventStatus.RECEIVED,
+        received_at="",
+        applied_at=None,
+        deliveries=1,
+        note=None,
+    )
+
+
 class WebhookService:
     """Records and applies Stripe events. Create once per application."""
 
@@ -83,22 +109,28 @@ class WebhookService:
             event = parse_event(body)
         except UnusableEvent as unusable:
             return await self._record_unusable(body, str(unusable))
-        stored, _ = await self._store.record_webhook_event(
-            WebhookEvent(
-                id=event.id,
-                type=event.type,
-                created=event.created,
-                payload=body,
-                status=WebhookEventStatus.RECEIVED,
-                received_at="",
-                applied_at=None,
-                deliveries=1,
-                note=None,
-            )
-        )
+        plan = await self._plan(event, actor="stripe")
+        record = _received(event.id, event.type, event.created, body)
+        if isinstance(plan, _Apply):
+            # The common case in one transaction. If it fails for any reason but an outage, nothing was recorded:
+            # the event is then recorded on its own (durably, before the answer) and applied apart, the way
+            # that reports what went wrong.
+            try:
+                recorded, order, effect = await self._store.receive_webhook_event(
+                    record, plan.order_id, plan.effect_of
+                )
+            except StoreUnavailable:
+                raise
+            except Exception:  # noqa: S110 - the slow path below meets the same failure and handles it
+                pass
+            else:
+                if effect is None:
+                    return Receipt(event.id, Outcome.DUPLICATE, recorded.note, recorded.order_id)
+                return self._applied(event, order, effect)
+        stored, _ = await self._store.record_webhook_event(record)
         if stored.status is not WebhookEventStatus.RECEIVED:
             return Receipt(event.id, Outcome.DUPLICATE, stored.note, stored.order_id)
-        return await self._apply(event, again=False, actor="stripe")
+        return await self._settle(event, plan, again=False)
 
     async def replay(self, event_id: str, actor: str = "operator") -> Receipt:
         """Apply a recorded event again (an operator's command; `actor` names them in the audit trail): idempotent,
@@ -111,33 +143,47 @@ class WebhookService:
         except UnusableEvent as unusable:
             await self._store.ignore_webhook_event(event_id, str(unusable), again=True)
             return Receipt(event_id, Outcome.IGNORED, str(unusable))
-        return await self._apply(event, again=True, actor=actor)
+        return await self._settle(event, await self._plan(event, actor), again=True)
 
-    async def _apply(self, event: EventEnvelope, *, again: bool, actor: str) -> Receipt:
+    async def _plan(self, event: EventEnvelope, actor: str) -> _Apply | _Ignore:
+        """What to do with an event: apply it to an order, or record why not."""
         if event.type not in APPLIED_TYPES:
-            return await self._ignore(event.id, f"{event.type} is recorded, not applied", again=again)
+            return _Ignore(f"{event.type} is recorded, not applied")
         if event.livemode != self._livemode:
             mode = "live" if event.livemode else "test"
-            return await self._ignore(event.id, f"a {mode}-mode event, and the gateway is not", again=again)
+            return _Ignore(f"a {mode}-mode event, and the gateway is not")
         try:
             order_id, effect_of = await self._effect(event, actor)
         except UnusableEvent as unusable:
             logger.bind(eventId=event.id, type=event.type, reason=str(unusable)).warning(
                 "webhook_event_unusable"
             )
-            return await self._ignore(event.id, str(unusable), again=again)
+            return _Ignore(str(unusable))
         if order_id is None:
-            return await self._ignore(event.id, "not about an order of this gateway", again=again)
+            return _Ignore("not about an order of this gateway")
+        return _Apply(order_id, effect_of)
+
+    async def _settle(self, event: EventEnvelope, plan: _Apply | _Ignore, *, again: bool) -> Receipt:
+        """Carry out `plan` for an event already recorded."""
+        if isinstance(plan, _Ignore):
+            return await self._ignore(event.id, plan.note, again=again)
         try:
-            order, effect = await self._store.apply_webhook_event(event.id, order_id, effect_of, again=again)
+            order, effect = await self._store.apply_webhook_event(
+                event.id, plan.order_id, plan.effect_of, again=again
+            )
         except OrderNotFound:
-            return await self._ignore(event.id, f'order "{order_id}" is not in this gateway', again=again)
+            return await self._ignore(
+                event.id, f'order "{plan.order_id}" is not in this gateway', again=again
+            )
         except StoreError as error:
             if isinstance(error, StoreUnavailable):
                 await self._note_failure(event.id, str(error))
             raise
         if effect is None:
-            return Receipt(event.id, Outcome.DUPLICATE, None, order_id)
+            return Receipt(event.id, Outcome.DUPLICATE, None, order.order_id)
+        return self._applied(event, order, effect)
+
+    def _applied(self, event: EventEnvelope, order: Order, effect: OrderEffect) -> Receipt:
         logger.bind(
             eventId=event.id,
             type=event.type,
@@ -145,7 +191,7 @@ class WebhookService:
             status=order.status.value,
             note=effect.note,
         ).info("webhook_event_applied")
-        return Receipt(event.id, Outcome.APPLIED, effect.note, order_id)
+        return Receipt(event.id, Outcome.APPLIED, effect.note, order.order_id)
 
     async def _effect(
         self, event: EventEnvelope, actor: str
@@ -178,19 +224,7 @@ class WebhookService:
 
     async def _record_unusable(self, body: bytes, reason: str) -> Receipt:
         event_id = UNUSABLE_PREFIX + hashlib.sha256(body).hexdigest()
-        await self._store.record_webhook_event(
-            WebhookEvent(
-                id=event_id,
-                type="unusable",
-                created=int(time.time()),
-                payload=body,
-                status=WebhookEventStatus.RECEIVED,
-                received_at="",
-                applied_at=None,
-                deliveries=1,
-                note=None,
-            )
-        )
+        await self._store.record_webhook_event(_received(event_id, "unusable", int(time.time()), body))
         await self._store.ignore_webhook_event(event_id, reason)
         logger.bind(eventId=event_id, reason=reason).warning("webhook_event_unusable")
         return Receipt(event_id, Outcome.IGNORED, reason)

@@ -544,6 +544,33 @@ async def test_applying_a_webhook_event_writes_its_effect_and_marks_it_in_one_tr
     assert [e.action for e in await store.list_audit("ord_1")].count("webhook.payment_intent.succeeded") == 1
 
 
+async def test_receiving_a_webhook_event_records_and_applies_it_in_one_transaction(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+
+    recorded, order, effect = await store.receive_webhook_event(webhook_event(), "ord_1", paid)
+
+    assert (recorded.status, recorded.deliveries, effect) == (WebhookEventStatus.RECEIVED, 1, paid(order))
+    assert (order.status, order.amount_received) == (PaymentStatus.SUCCEEDED, 1500)
+    event = await store.get_webhook_event("evt_1")
+    assert event is not None
+    assert (event.status, event.order_id, event.note, event.deliveries) == (
+        WebhookEventStatus.APPLIED,
+        "ord_1",
+        "paid",
+        1,
+    )
+    # Another delivery is counted and applies nothing.
+    again, same, nothing = await store.receive_webhook_event(webhook_event(), "ord_1", paid)
+    assert (again.status, again.deliveries, same, nothing) == (WebhookEventStatus.APPLIED, 2, order, None)
+    assert [e.action for e in await store.list_audit("ord_1")].count("webhook.payment_intent.succeeded") == 1
+
+
+async def test_receiving_an_event_that_cannot_be_applied_records_nothing(store: Store) -> None:
+    with pytest.raises(OrderNotFound):
+        await store.receive_webhook_event(webhook_event(), "ord_missing", paid)
+    assert await store.get_webhook_event("evt_1") is None  # the caller records it on its own
+
+
 async def test_a_failure_half_way_through_applying_leaves_no_trace(store: Store) -> None:
     await store.create_order(new_order(), audit("order.created"))
     await store.create_order(new_order("ord_2"), audit("order.created", "ord_2"))

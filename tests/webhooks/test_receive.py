@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from loguru import logger
 
 from gateway.settings import Settings
-from gateway.store import Order, PaymentStatus, Store, WebhookEvent, WebhookEventStatus
+from gateway.store import Order, PaymentStatus, Store, StoreError, WebhookEvent, WebhookEventStatus
 from gateway.store.sqlite import SqliteStore
 from gateway.webhooks.service import Outcome, WebhookService
 from tests.webhooks.events import charge_refunded, intent_event, paid_order, unpaid_order
@@ -294,3 +295,23 @@ async def test_replaying_an_applied_event_changes_nothing_and_a_received_one_is_
     assert (await order_of(store, "order-2")).status is PaymentStatus.SUCCEEDED
     [entry] = [e for e in await store.list_audit("order-2") if e.action.startswith("webhook.")]
     assert entry.actor == "operator:alice"
+
+
+async def test_an_event_the_store_cannot_apply_stays_recorded_and_is_not_acknowledged(
+    store: Store, tmp_path: Path
+) -> None:
+    """Not an outage but a refusal (here the order's row is corrupt, written by something else than the gateway):
+    the error reaches the route (a 5xx, so Stripe retries), and the event is kept with its payload, as received,
+    for an operator to look at and replay once the row is mended."""
+    await unpaid_order(store)
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as other:
+        other.execute("UPDATE orders SET status = 'mislaid' WHERE order_id = 'order-1'")
+    body = intent_event("evt_1", "succeeded")
+
+    with pytest.raises(StoreError, match="unreadable Order row"):
+        await WebhookService(store, SETTINGS).receive(body)
+
+    event = await store.get_webhook_event("evt_1")
+    assert event is not None
+    assert (event.status, event.payload, event.deliveries) == (WebhookEventStatus.RECEIVED, body, 1)
+    assert await webhook_audit(store) == []

@@ -155,26 +155,47 @@ async def test_only_post_is_allowed(webhooks: Webhooks) -> None:
         assert response.headers["allow"] == "POST"
 
 
-@pytest.mark.parametrize("method", ["record_webhook_event", "apply_webhook_event"])
-async def test_a_store_outage_is_503_so_stripe_retries_and_the_retry_applies_it(
-    webhooks: Webhooks, method: str
-) -> None:
-    """The store failing is a fault no test can provoke from outside: FlakyStore injects it, once."""
+async def test_a_store_outage_is_503_so_stripe_retries_and_the_retry_applies_it(webhooks: Webhooks) -> None:
+    """The store failing is a fault no test can provoke from outside: FlakyStore injects it, once, before the
+    delivery's transaction (record and apply) commits."""
     body = intent_event("evt_1", "succeeded")
-    webhooks.store.inject_fault(method)
+    webhooks.store.inject_fault("receive_webhook_event")
 
     status, _ = await webhooks.post(body, signed(body))
 
     assert status == 503
-    assert webhooks.store.faults_raised == [f"{method}#1"]
+    assert webhooks.store.faults_raised == ["receive_webhook_event#1"]
     order = await webhooks.store.inner.get_order("order-1")
     assert order is not None
     assert order.status is PaymentStatus.REQUIRES_PAYMENT_METHOD  # nothing half-applied
+    assert await webhooks.store.inner.get_webhook_event("evt_1") is None  # nor half-recorded
     retried = await webhooks.post(body, signed(body))
     assert retried == (200, {"received": True, "eventId": "evt_1", "outcome": "applied"})
     event = await webhooks.store.inner.get_webhook_event("evt_1")
     assert event is not None
     assert event.status is WebhookEventStatus.APPLIED
+
+
+async def test_an_answer_lost_after_the_commit_is_503_and_the_retry_is_a_duplicate(
+    webhooks: Webhooks,
+) -> None:
+    """The transaction commits, then the store's answer is lost (FlakyStore, timing "after"): Stripe sees a 503
+    and retries, and the retry finds the event applied: once, not twice."""
+    body = intent_event("evt_1", "succeeded")
+    webhooks.store.inject_fault("receive_webhook_event", timing="after")
+
+    status, _ = await webhooks.post(body, signed(body))
+    retried = await webhooks.post(body, signed(body))
+
+    assert status == 503
+    assert retried == (200, {"received": True, "eventId": "evt_1", "outcome": "duplicate"})
+    event = await webhooks.store.inner.get_webhook_event("evt_1")
+    assert event is not None
+    assert (event.status, event.deliveries) == (WebhookEventStatus.APPLIED, 2)
+    audit = await webhooks.store.inner.list_audit("order-1")
+    assert [entry.action for entry in audit if entry.actor == "stripe"] == [
+        "webhook.payment_intent.succeeded"
+    ]
 
 
 async def test_without_a_configured_secret_every_delivery_is_503_and_logged(tmp_path: Path) -> None:
