@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import AsyncIterator, Callable
 from typing import Final
 
@@ -11,6 +12,9 @@ from loguru import logger
 from gateway.http.observe import request_observer
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
 from gateway.logs import BufferedLog
+from gateway.metrics.health import HealthMonitor, StripeWatch
+from gateway.metrics.recorder import Metrics
+from gateway.metrics.routes import MetricsRoutes
 from gateway.payments import PAYMENTS, PaymentService
 from gateway.registry import Registry, Router
 from gateway.services import Services
@@ -21,11 +25,26 @@ from gateway.trpc.resolver import TrpcResolver
 from gateway.webhooks.route import WEBHOOK_PATH, WEBHOOKS, WebhookRoute
 from gateway.webhooks.service import WebhookService
 
-__all__ = ["REQUEST_LOG", "SERVICES", "create_app", "runner_options"]
+__all__ = ["METRICS", "REQUEST_LOG", "SERVICES", "VERSION", "create_app", "runner_options"]
 
 REQUEST_LOG: Final = web.AppKey("request_log", BufferedLog)
 SERVICES: Final = web.AppKey("services", Services)
 """What procedures use (the payment service, ...); filled at start-up for the production app."""
+METRICS: Final = web.AppKey("metrics", Metrics)
+"""This process's figures (`/metrics/payments…`)."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("trpc-stripe-gateway")
+    except (
+        importlib.metadata.PackageNotFoundError
+    ):  # pragma: no cover - run from a tree that is not installed
+        return "0+unknown"
+
+
+VERSION: Final = _version()
+"""The installed package's version (health, `gateway_info`)."""
 
 
 def create_app(
@@ -45,37 +64,49 @@ def create_app(
     services = services if services is not None else Services()
     registry = Registry(router)
     request_log = BufferedLog(settings.gateway_log_level)
-    observed = request_observer(request_log)
+    metrics = Metrics()
+    health = HealthMonitor(settings, metrics, version=VERSION)
+    observed = request_observer(request_log, metrics)
     app = web.Application(client_max_size=settings.gateway_max_body_bytes)
     app[REQUEST_LOG] = request_log
     app[SERVICES] = services
+    app[METRICS] = metrics
     if opens_payment_services:
-        app.cleanup_ctx.append(_payment_services(settings, services))
-    route = TrpcRoute(TrpcResolver(registry, settings), services)
+        app.cleanup_ctx.append(_payment_services(settings, services, metrics, health))
+    route = TrpcRoute(TrpcResolver(registry, settings, metrics), services)
     # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
-    app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", observed(route.handle))
-    app.router.add_route("*", WEBHOOK_PATH, observed(WebhookRoute(settings, services).handle))
+    app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", observed("trpc", route.handle))
+    app.router.add_route(
+        "*", WEBHOOK_PATH, observed("webhooks", WebhookRoute(settings, services, metrics).handle)
+    )
+    for path, handler in MetricsRoutes(settings, metrics, health, VERSION).paths().items():
+        app.router.add_route("GET", path, observed("metrics", handler))
     # Every route goes through `observed`; this one stays last (it would shadow routes added after it), so that an
     # unknown path is still a 404 with a request id and a log line.
-    app.router.add_route("*", r"/{tail:[\s\S]*}", observed(_not_found))
+    app.router.add_route("*", r"/{tail:[\s\S]*}", observed("other", _not_found))
     app.on_cleanup.append(_flush_log)
     return app
 
 
 def _payment_services(
-    settings: Settings, services: Services
+    settings: Settings, services: Services, metrics: Metrics, health: HealthMonitor
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def open_and_close(_: web.Application) -> AsyncIterator[None]:
         store = await open_store(settings.database_url)
         stripe = StripeApi(settings)
+        stripe.on_call = metrics.stripe_call
         services[PAYMENTS] = PaymentService(store, stripe, settings)
-        services[WEBHOOKS] = WebhookService(store, settings)
+        services[WEBHOOKS] = WebhookService(store, settings, metrics)
+        health.store = store
+        stripe_watch = StripeWatch(metrics, stripe.ping)
+        stripe_watch.start()
         logger.bind(
             database=settings.database_url.split("://", 1)[0], stripeApi=settings.stripe_api_base or "stripe"
         ).info("payment_services_ready")
         try:
             yield
         finally:
+            await stripe_watch.stop()
             await stripe.close()
             await store.close()
 

@@ -122,5 +122,6 @@ def refund_report(
     return OrderEffect(
         note=f"refunded total {order.amount_refunded} -> {charge.amount_refunded}",
         amount_refunded=charge.amount_refunded,
+        refunded_now=charge.amount_refunded - order.amount_refunded,
         audit=audit,
     )

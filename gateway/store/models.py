@@ -204,6 +204,8 @@ class OrderEffect(msgspec.Struct, frozen=True, kw_only=True):
     """Upserted into the order's PaymentIntent history."""
     amount_refunded: int | None = None
     """The order's refunded total is raised to this (never lowered)."""
+    refunded_now: int = 0
+    """How much more than before is refunded (amount_refunded minus the order's total when it was read)."""
     audit: AuditEntry | None = None
     """Written when the order changed."""
 

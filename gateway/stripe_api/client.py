@@ -96,6 +96,13 @@ class StripeApi:
         if self.on_call is not None:
             self.on_call(operation, outcome, time.perf_counter() - started)
 
+    async def ping(self) -> None:
+        """The cheapest authenticated call there is (one PaymentIntent listed), to learn whether Stripe answers."""
+        await self._call(
+            "payment_intents.list",
+            functools.partial(self._client.v1.payment_intents.list_async, {"limit": 1}),
+        )
+
     # -- payment intents ---------------------------------------------------------------------------------------
 
     async def create_payment_intent(

@@ -8,6 +8,7 @@ then each call is resolved on its own (unknown path, wrong method, bad input, th
 from __future__ import annotations
 
 import asyncio
+import time
 import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from loguru import logger
 
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
+from gateway.metrics.recorder import Metrics
 from gateway.registry import Procedure, Registry
 from gateway.settings import Settings
 from gateway.trpc import request as wire
@@ -37,6 +39,11 @@ _Call = typing.Union["CallResult", Coroutine[Any, Any, "CallResult"]]
 """A call decided without waiting (its result), or an async procedure still to run (a coroutine)."""
 _CallFactory = Callable[[], list[_Call]]
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
+TRANSPORT_SINGLE: Final = "http"
+TRANSPORT_BATCH: Final = "http_batch"
+TRANSPORT_STREAM: Final = "http_stream"
+UNKNOWN_PROCEDURE: Final = "unknown"
+"""The procedure label of a call to a path the registry does not have (paths are the caller's: unbounded)."""
 
 
 @dataclass(slots=True)
@@ -72,14 +79,18 @@ class CallResult:
     output: object = None
     error: TRPCError | None = None
     extra_headers: Mapping[str, str] | None = None
+    started: float = 0.0
+    """`perf_counter()` when the call began (for its duration in the metrics)."""
+    transport: str = TRANSPORT_SINGLE
 
 
 class TrpcResolver:
     """Resolves tRPC requests against one registry with one set of settings."""
 
-    def __init__(self, registry: Registry, settings: Settings) -> None:
+    def __init__(self, registry: Registry, settings: Settings, metrics: Metrics | None = None) -> None:
         self.registry = registry
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.expose_stack = not settings.is_production
         self._query_methods = ("GET", "POST") if settings.gateway_trpc_allow_method_override else ("GET",)
 
@@ -107,19 +118,21 @@ class TrpcResolver:
         except TRPCError as error:
             return self._whole_request_error(error, transformer)
 
+        if is_batch:
+            self.metrics.batch(TRANSPORT_BATCH if stream is StreamMode.NONE else TRANSPORT_STREAM, len(paths))
         if stream is not StreamMode.NONE and is_batch:
             # Calls are created when the stream is consumed: a response that never starts leaves none behind.
-            calls = partial(self._calls, paths, procedures, reader, req.method, ctx)
+            calls = partial(self._calls, paths, procedures, reader, req.method, ctx, TRANSPORT_STREAM)
             if stream is StreamMode.JSONL:
                 return TrpcResponse(200, dict(JSON_HEADERS), stream=self._jsonl(calls, reader.transformer))
             return TrpcResponse(
                 200, dict(V10_STREAM_HEADERS), stream=self._v10_stream(calls, reader.transformer)
             )
         if not is_batch:
-            call = self._begin(0, paths[0], procedures[0], reader, req.method, ctx)
+            call = self._begin(0, paths[0], procedures[0], reader, req.method, ctx, TRANSPORT_SINGLE)
             result = call if isinstance(call, CallResult) else await call
             return self._single_response(result, transformer)
-        results = await _in_order(self._calls(paths, procedures, reader, req.method, ctx))
+        results = await _in_order(self._calls(paths, procedures, reader, req.method, ctx, TRANSPORT_BATCH))
         return self._batch_response(results, transformer)
 
     # -- request-wide checks -------------------------------------------------------------------------------------
@@ -174,47 +187,62 @@ class TrpcResolver:
         reader: InputReader,
         method: str,
         ctx: CallContext,
+        transport: str,
     ) -> _Call:
         """Everything about one call that needs no waiting: the path, the method, the input, and the whole run of a
         plain (non-async) procedure. What is left, an async procedure's run, comes back as a coroutine."""
+        started = time.perf_counter()
         if proc is None:
             error = TRPCError(ErrorCode.NOT_FOUND, f'No procedure found on path "{path}"')
-            return CallResult(index, path, None, error=error)
+            return CallResult(index, path, None, error=error, started=started, transport=transport)
         allowed = self._allowed_methods(proc)
         if method not in allowed:
             error = TRPCError(
                 ErrorCode.METHOD_NOT_SUPPORTED,
                 f'Unsupported {method}-request to {proc.kind} procedure at path "{path}"',
             )
-            return CallResult(index, path, proc, error=error, extra_headers={"allow": ", ".join(allowed)})
+            return CallResult(
+                index,
+                path,
+                proc,
+                error=error,
+                extra_headers={"allow": ", ".join(allowed)},
+                started=started,
+                transport=transport,
+            )
         try:
             value = reader.read(index, proc.input) if proc.input is not None else None
             if not proc.is_async:
-                return CallResult(index, path, proc, output=proc.invoke(ctx, value))
+                output = proc.invoke(ctx, value)
+                return CallResult(index, path, proc, output=output, started=started, transport=transport)
         except Exception as exc:
-            return self._failed(index, path, proc, exc)
-        return self._run(index, path, proc, ctx, value)
+            return self._failed(CallResult(index, path, proc, started=started, transport=transport), exc)
+        return self._run(CallResult(index, path, proc, started=started, transport=transport), ctx, value)
 
-    async def _run(
-        self, index: int, path: str, proc: Procedure, ctx: CallContext, value: object
-    ) -> CallResult:
+    async def _run(self, call: CallResult, ctx: CallContext, value: object) -> CallResult:
+        """`call` (no outcome yet) once the procedure has run."""
+        assert call.procedure is not None
         try:
-            output = await proc.invoke(ctx, value)
+            output = await call.procedure.invoke(ctx, value)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # this request is being cancelled (the server is stopping): let it end
             # A cancellation the procedure caught from something it awaited (a future someone else cancelled):
             # an error of this call like any other, not the end of the whole request.
-            return CallResult(index, path, proc, error=self._unexpected(exc, path))
+            call.error = self._unexpected(exc, call.path)
+            return call
         except Exception as exc:
-            return self._failed(index, path, proc, exc)
-        return CallResult(index, path, proc, output=output)
+            return self._failed(call, exc)
+        call.output = output
+        return call
 
-    def _failed(self, index: int, path: str, proc: Procedure, exc: Exception) -> CallResult:
+    def _failed(self, call: CallResult, exc: Exception) -> CallResult:
         if isinstance(exc, TRPCError):
-            return CallResult(index, path, proc, error=exc, extra_headers=exc.headers)
-        return CallResult(index, path, proc, error=self._unexpected(exc, path))
+            call.error, call.extra_headers = exc, exc.headers
+        else:
+            call.error = self._unexpected(exc, call.path)
+        return call
 
     def _unexpected(self, exc: BaseException, path: str) -> TRPCError:
         """An exception nobody meant the client to see: logged whole (the line names the request through the
@@ -229,23 +257,40 @@ class TrpcResolver:
         if result.error is None:
             has_datetime = result.procedure is not None and result.procedure.output_has_datetime
             try:
-                return success_envelope(
+                envelope = success_envelope(
                     transformer, result.output, undefined=_is_undefined(result), has_datetime=has_datetime
                 )
             except Exception as exc:
                 result.error = self._unencodable_output(exc, result)
+            else:
+                self._count(result)
+                return envelope
+        self._count(result)
         return error_envelope(
             transformer, error_shape(result.error, result.path, expose_stack=self.expose_stack)
         )
 
+    def _count(self, result: CallResult) -> None:
+        """Into the metrics, once the call's outcome is final (its answer encoded)."""
+        proc = result.procedure
+        self.metrics.procedure_call(
+            proc.path if proc is not None else UNKNOWN_PROCEDURE,
+            proc.kind if proc is not None else UNKNOWN_PROCEDURE,
+            result.transport,
+            "OK" if result.error is None else result.error.code.name,
+            time.perf_counter() - result.started,
+        )
+
     def _jsonl_line(self, result: CallResult, transformer: Transformer) -> bytes:
         try:
-            return transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
+            line = transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
         except Exception as exc:
             if result.error is not None:
                 raise
             result.error = self._unencodable_output(exc, result)
-            return transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
+            line = transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
+        self._count(result)
+        return line
 
     def _unencodable_output(self, exc: Exception, result: CallResult) -> TRPCError:
         """A procedure returned what cannot be sent (as @trpc/server's output validation would refuse it)."""
@@ -293,9 +338,10 @@ class TrpcResolver:
         reader: InputReader,
         method: str,
         ctx: CallContext,
+        transport: str,
     ) -> list[_Call]:
         return [
-            self._begin(i, path, proc, reader, method, ctx)
+            self._begin(i, path, proc, reader, method, ctx, transport)
             for i, (path, proc) in enumerate(zip(paths, procedures, strict=True))
         ]
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from loguru import logger
 
 from gateway import codec
+from gateway.metrics.recorder import Metrics
 from gateway.services import ServiceKey, Services
 from gateway.settings import Settings
 from gateway.store import StoreUnavailable
@@ -35,6 +36,8 @@ __all__ = ["WEBHOOKS", "WEBHOOK_PATH", "WebhookRoute"]
 WEBHOOK_PATH: Final = "/webhooks/stripe"
 WEBHOOKS: Final = ServiceKey[WebhookService]("webhooks")
 SIGNATURE_HEADER: Final = "Stripe-Signature"
+UNKNOWN_TYPE: Final = "unknown"
+"""The type a delivery is counted under in the metrics when it was not recorded (its body is not trusted)."""
 
 
 def _answer(status: int, **fields: object) -> web.Response:
@@ -42,9 +45,10 @@ def _answer(status: int, **fields: object) -> web.Response:
 
 
 class WebhookRoute:
-    def __init__(self, settings: Settings, services: Services) -> None:
+    def __init__(self, settings: Settings, services: Services, metrics: Metrics) -> None:
         self._secrets = parse_webhook_secrets(settings.stripe_webhook_secret)
         self._services = services
+        self._metrics = metrics
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
@@ -53,14 +57,17 @@ class WebhookRoute:
             return response
         body = await _read_body(request)
         if body is None:
+            self._metrics.webhook(UNKNOWN_TYPE, "rejected")
             logger.bind(contentLength=request.content_length).warning("webhook_body_too_large")
             return _answer(413, error=f"A Stripe event is never larger than {MAX_WEBHOOK_BODY_BYTES} bytes")
         if not self._secrets or WEBHOOKS not in self._services:
+            self._metrics.webhook(UNKNOWN_TYPE, "failed")
             logger.error("webhook_not_configured")  # Stripe keeps retrying until STRIPE_WEBHOOK_SECRET is set
             return _answer(503, error="Webhooks are not configured on this gateway")
         try:
             verify_signature(body, request.headers.get(SIGNATURE_HEADER), self._secrets)
         except WebhookSignatureError as invalid:
+            self._metrics.webhook(UNKNOWN_TYPE, "rejected")
             logger.bind(reason=invalid.reason, bodyBytes=len(body), remote=request.remote).warning(
                 "webhook_signature_invalid"
             )
@@ -68,8 +75,13 @@ class WebhookRoute:
         try:
             receipt = await self._services[WEBHOOKS].receive(body)
         except StoreUnavailable as unavailable:
+            self._metrics.webhook(UNKNOWN_TYPE, "failed")
             logger.bind(error=str(unavailable)).warning("webhook_store_unavailable")
             return _answer(503, error="The gateway cannot record events right now; Stripe will retry")
+        except Exception:
+            self._metrics.webhook(UNKNOWN_TYPE, "failed")  # a 500 (logged with its traceback): Stripe retries
+            raise
+        self._metrics.webhook(receipt.event_type, receipt.outcome.value)
         return _answer(200, received=True, eventId=receipt.event_id, outcome=receipt.outcome.value)
 
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import hashlib
 import time
@@ -24,6 +25,7 @@ from typing import Final
 
 from loguru import logger
 
+from gateway.metrics.recorder import Metrics
 from gateway.payments.reports import ORDER_ID_METADATA, intent_report, refund_report
 from gateway.settings import Settings
 from gateway.store import (
@@ -67,6 +69,17 @@ class Receipt:
     outcome: Outcome
     note: str | None = None
     order_id: str | None = None
+    event_type: str = "unusable"
+    """Stripe's `type` of the event (`unusable` when the body has none)."""
+
+
+_PAYMENT_OUTCOMES: Final = {
+    EventType.PAYMENT_INTENT_SUCCEEDED.value: "succeeded",
+    EventType.PAYMENT_INTENT_PAYMENT_FAILED.value: "failed",
+    EventType.PAYMENT_INTENT_CANCELED.value: "canceled",
+    EventType.CHARGE_REFUNDED.value: "refunded",
+}
+"""What an applied event that changed its order counts as, in the payment outcome metrics."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +111,10 @@ def _received(event_id: str, event_type: str, created: int, body: bytes) -> Webh
 class WebhookService:
     """Records and applies Stripe events. Create once per application."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, metrics: Metrics | None = None) -> None:
         self._store = store
         self._livemode = not settings.stripe_test_mode
+        self._metrics = metrics or Metrics()
 
     async def receive(self, body: bytes) -> Receipt:
         """Record a verified delivery and apply it, unless an earlier delivery did. Raises StoreError (transient:
@@ -109,6 +123,12 @@ class WebhookService:
             event = parse_event(body)
         except UnusableEvent as unusable:
             return await self._record_unusable(body, str(unusable))
+        receipt = await self._receive(event, body)
+        if receipt.outcome is not Outcome.DUPLICATE:  # recorded now, for the first time
+            self._metrics.webhook_lag(event.type, event.created)
+        return dataclasses.replace(receipt, event_type=event.type)
+
+    async def _receive(self, event: EventEnvelope, body: bytes) -> Receipt:
         plan = await self._plan(event, actor="stripe")
         record = _received(event.id, event.type, event.created, body)
         if isinstance(plan, _Apply):
@@ -143,7 +163,8 @@ class WebhookService:
         except UnusableEvent as unusable:
             await self._store.ignore_webhook_event(event_id, str(unusable), again=True)
             return Receipt(event_id, Outcome.IGNORED, str(unusable))
-        return await self._settle(event, await self._plan(event, actor), again=True)
+        receipt = await self._settle(event, await self._plan(event, actor), again=True)
+        return dataclasses.replace(receipt, event_type=event.type)
 
     async def _plan(self, event: EventEnvelope, actor: str) -> _Apply | _Ignore:
         """What to do with an event: apply it to an order, or record why not."""
@@ -184,6 +205,12 @@ class WebhookService:
         return self._applied(event, order, effect)
 
     def _applied(self, event: EventEnvelope, order: Order, effect: OrderEffect) -> Receipt:
+        outcome = _PAYMENT_OUTCOMES.get(event.type)
+        if outcome == "refunded" and effect.refunded_now > 0:
+            self._metrics.payment(outcome, order.currency, effect.refunded_now)
+        elif outcome is not None and effect.update is not None:
+            amount = order.amount_received if outcome == "succeeded" else order.amount
+            self._metrics.payment(outcome, order.currency, amount)
         logger.bind(
             eventId=event.id,
             type=event.type,

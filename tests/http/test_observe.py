@@ -49,7 +49,15 @@ async def test_a_payment_request_logs_the_seed_fields(
 
     assert status == 200
     assert REQUEST_ID.match(request_id)
-    [line] = [line for line in lines(log_output) if line.get("requestId") == request_id]
+    [started, line] = [line for line in lines(log_output) if line.get("requestId") == request_id]
+    assert TIMESTAMP.match(started.pop("timestamp"))
+    assert started == {
+        "level": "INFO",
+        "event": "payment_request_started",
+        "requestId": request_id,
+        "path": "/trpc/stripe.getConfig",
+        "method": "GET",
+    }
     assert TIMESTAMP.match(line.pop("timestamp"))
     assert re.match(r"^\d+\.\d{3}$", line.pop("durationSeconds"))
     assert line == {
@@ -71,7 +79,11 @@ async def test_failures_are_payment_request_errors_and_are_not_held_back(
 
     assert status == 404
     # No flush: warnings reach the sinks at once, so `grep payment_request_error` sees them immediately.
-    [line] = [line for line in lines(log_output) if line.get("requestId") == request_id]
+    [line] = [
+        line
+        for line in lines(log_output)
+        if line.get("requestId") == request_id and line["event"] != "payment_request_started"
+    ]
     assert (line["event"], line["level"], line["success"], line["statusCode"]) == (
         "payment_request_error",
         "WARNING",

@@ -1,0 +1,206 @@
+"""`GET /metrics/payments/health`: is this gateway fit to take payments, and what needs a look.
+
+Each check is `pass`, `warn` or `fail`. Any `fail` makes the gateway `unhealthy`, answered 503 so a load balancer
+takes this replica out: the store does not answer, the configuration cannot work, or Stripe is unreachable from
+here. A `warn` (the seed's alert conditions: failure rate, slow payments, no payment for 30 minutes) makes it
+`degraded`, still 200: those are for a person to look at, and taking replicas out would not fix them.
+
+Cheap enough to poll every second: the store check is one `SELECT 1`; Stripe is never called by a probe. What is
+known of Stripe comes from the gateway's own calls, and from `StripeWatch`, which asks Stripe something cheap when
+no call has been made for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from loguru import logger
+
+from gateway.codec import js_iso
+from gateway.metrics.recorder import OK, Figures, Metrics, payment_calls
+from gateway.settings import Settings
+from gateway.store import Store, StoreError
+
+__all__ = ["HealthMonitor", "StripeWatch", "configuration_problems"]
+
+Status = Literal["pass", "warn", "fail"]
+
+STORE_TIMEOUT: Final = 1.0
+FAILURE_RATE_THRESHOLD: Final = 0.05
+RESPONSE_TIME_THRESHOLD: Final = 2.0
+NO_PAYMENT_THRESHOLD: Final = 30 * 60
+STRIPE_ERRORS_IN_A_ROW: Final = 5
+STRIPE_IDLE_SECONDS: Final = 60.0
+"""With no Stripe call for this long, `StripeWatch` makes one, so the health's Stripe figure stays current."""
+
+
+def _iso(epoch: float) -> str:
+    return js_iso(datetime.datetime.fromtimestamp(epoch, datetime.UTC))
+
+
+def configuration_problems(settings: Settings) -> list[str]:
+    """What in the running configuration stops payments from working (the start-up checks refuse the worst)."""
+    problems = []
+    secret, publishable = settings.stripe_secret_key, settings.stripe_publishable_key
+    if not secret:
+        problems.append("STRIPE_SECRET_KEY is empty")
+    if not publishable:
+        problems.append("STRIPE_PUBLISHABLE_KEY is empty: the app cannot start the PaymentSheet")
+    elif secret and publishable.startswith("pk_live_") == settings.stripe_test_mode:
+        problems.append("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY are not of the same mode (live/test)")
+    if not settings.stripe_webhook_secret:
+        problems.append("STRIPE_WEBHOOK_SECRET is empty: no webhook can be verified, no payment confirmed")
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    status: Status
+    details: dict[str, object]
+
+    def as_json(self) -> dict[str, object]:
+        return {"status": self.status, **self.details}
+
+
+class StripeWatch:
+    """Keeps what the health knows of Stripe current without a probe ever calling it: every `interval` seconds,
+    if the gateway made no Stripe call for STRIPE_IDLE_SECONDS, one cheap call (which `Metrics` records like any
+    other)."""
+
+    def __init__(self, metrics: Metrics, ping: Callable[[], Awaitable[None]], interval: float = 15.0) -> None:
+        self._metrics = metrics
+        self._ping = ping
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="stripe-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            last = self._metrics.last_stripe_call_at
+            if last is None or self._metrics.now() - last >= STRIPE_IDLE_SECONDS:
+                try:
+                    await self._ping()
+                except Exception as error:  # recorded by Metrics through the Stripe client's hook
+                    logger.bind(error=type(error).__name__).debug("stripe_watch_failed")
+            await asyncio.sleep(self._interval)
+
+
+class HealthMonitor:
+    """Runs the checks. `store` is None for an application without payment services (tests, benchmarks)."""
+
+    def __init__(
+        self, settings: Settings, metrics: Metrics, store: Store | None = None, *, version: str
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self.store = store
+        self._version = version
+        self.last_verdicts: dict[str, bool] = {}
+        """Each check's last result (True: not failing), for the Prometheus gauge: a scrape runs no check."""
+
+    async def report(self) -> tuple[int, dict[str, object]]:
+        """(HTTP status, body): 200 healthy or degraded, 503 unhealthy."""
+        metrics = self._metrics
+        checks: dict[str, Check] = {}
+        if self.store is not None:
+            checks["store"] = await self._store_check(self.store)
+            checks["stripe"] = self._stripe_check()
+        checks["configuration"] = self._configuration_check()
+        last_hour = metrics.last_hour()
+        checks["paymentFailureRate"] = self._failure_rate_check(last_hour)
+        checks["responseTime"] = self._response_time_check(last_hour)
+        checks["recentPayment"] = self._recent_payment_check()
+        self.last_verdicts = {name: check.status != "fail" for name, check in checks.items()}
+        statuses = {check.status for check in checks.values()}
+        overall = "unhealthy" if "fail" in statuses else "degraded" if "warn" in statuses else "healthy"
+        now = metrics.now()
+        body: dict[str, object] = {
+            "status": overall,
+            "timestamp": _iso(now),
+            "uptimeSeconds": round(now - metrics.started_at, 3),
+            "version": self._version,
+            "stripeMode": "test" if self._settings.stripe_test_mode else "live",
+            "checks": {name: check.as_json() for name, check in checks.items()},
+        }
+        return (503 if overall == "unhealthy" else 200), body
+
+    async def _store_check(self, store: Store) -> Check:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(store.ping(), STORE_TIMEOUT)
+        except (StoreError, TimeoutError) as error:
+            reason = "no answer within 1 s" if isinstance(error, TimeoutError) else str(error)
+            return Check("fail", {"error": reason})
+        return Check("pass", {"durationSeconds": f"{time.perf_counter() - started:.3f}"})
+
+    def _stripe_check(self) -> Check:
+        metrics = self._metrics
+        errors = metrics.stripe_consecutive_errors
+        details: dict[str, object] = {
+            "consecutiveErrors": errors,
+            "lastSuccessAt": _iso(metrics.last_stripe_ok_at),
+            "lastCallAt": _iso(metrics.last_stripe_call_at) if metrics.last_stripe_call_at else None,
+        }
+        if errors >= STRIPE_ERRORS_IN_A_ROW:
+            details["problem"] = f"the last {errors} Stripe calls got no answer"
+            return Check("fail", details)
+        return Check("warn" if errors else "pass", details)
+
+    def _configuration_check(self) -> Check:
+        problems = configuration_problems(self._settings)
+        return Check("fail" if problems else "pass", {"problems": problems})
+
+    @staticmethod
+    def _failure_rate_check(last_hour: Figures) -> Check:
+        total = failed = 0
+        for (_, _, _, code), n in payment_calls(last_hour):
+            total += n
+            failed += 0 if code == OK else n
+        rate = failed / total if total else 0.0
+        details: dict[str, object] = {
+            "value": f"{100 * rate:.2f}%",
+            "threshold": f"{100 * FAILURE_RATE_THRESHOLD:.2f}%",
+            "window": "1h",
+            "payments": total,
+        }
+        return Check("warn" if rate > FAILURE_RATE_THRESHOLD else "pass", details)
+
+    @staticmethod
+    def _response_time_check(last_hour: Figures) -> Check:
+        count = seconds = 0.0
+        for (procedure, _, _), histogram in last_hour.call_seconds.items():
+            if procedure.startswith("stripe."):
+                count += histogram.count
+                seconds += histogram.sum
+        mean = seconds / count if count else 0.0
+        details: dict[str, object] = {
+            "value": f"{mean:.3f}s",
+            "threshold": f"{RESPONSE_TIME_THRESHOLD:.3f}s",
+            "window": "1h",
+        }
+        return Check("warn" if mean > RESPONSE_TIME_THRESHOLD else "pass", details)
+
+    def _recent_payment_check(self) -> Check:
+        metrics = self._metrics
+        # Counted from the process start until a payment succeeds: a restart is not a 30-minute silence.
+        idle = metrics.now() - metrics.last_payment_succeeded_at
+        paid = any(outcome == "succeeded" for outcome, _ in metrics.total.payments)
+        details: dict[str, object] = {
+            "lastSucceededAt": _iso(metrics.last_payment_succeeded_at) if paid else None,
+            "threshold": f"{NO_PAYMENT_THRESHOLD}s",
+        }
+        return Check("warn" if idle > NO_PAYMENT_THRESHOLD else "pass", details)

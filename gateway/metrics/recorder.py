@@ -1,0 +1,194 @@
+"""`Metrics`: what the gateway counts while it works, kept in memory, per process.
+
+Every observation lands twice: in the figures since the process started (what Prometheus scrapes, and the seed's
+summary) and in the current minute's figures, sixty of which make the detailed endpoint's last hour. Recording is a
+few dictionary updates on the event loop, no I/O and no lock; reading builds the answers from these figures, so a
+scrape never waits for anything either.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from gateway.metrics.catalogue import BATCH_BUCKETS, DURATION_BUCKETS, LAG_BUCKETS
+from gateway.metrics.histogram import Histogram
+
+__all__ = ["PAYMENT_PROCEDURE_PREFIX", "STRIPE_UNANSWERED", "Figures", "Metrics"]
+
+PAYMENT_PROCEDURE_PREFIX: Final = "stripe."
+"""A call of a procedure under this prefix is a payment request (the seed's totalPayments)."""
+OK: Final = "OK"
+STRIPE_UNANSWERED: Final = frozenset({"rate_limit", "connection", "timeout", "api", "authentication"})
+"""Stripe call outcomes that are not an answer about the payment (a decline is one): they make `errors in a row`."""
+WINDOW_MINUTES: Final = 60
+
+K = TypeVar("K")
+
+CallKey = tuple[str, str, str, str]
+"""(procedure, type, transport, code)"""
+SeriesKey = tuple[str, str, str]
+"""(procedure, type, transport)"""
+
+
+def _observe(table: dict[K, Histogram], key: K, bounds: tuple[float, ...], value: float) -> None:
+    histogram = table.get(key)
+    if histogram is None:
+        histogram = table[key] = Histogram(bounds)
+    histogram.observe(value)
+
+
+def _add_counts(mine: dict[K, int], theirs: dict[K, int]) -> None:
+    for key, n in theirs.items():
+        mine[key] = mine.get(key, 0) + n
+
+
+def _add_histograms(mine: dict[K, Histogram], theirs: dict[K, Histogram]) -> None:
+    for key, histogram in theirs.items():
+        target = mine.get(key)
+        if target is None:
+            target = mine[key] = Histogram(histogram.bounds)
+        target.merge(histogram)
+
+
+@dataclass(slots=True)
+class Figures:
+    """Counts over some span of time (since start, or one minute)."""
+
+    calls: dict[CallKey, int] = field(default_factory=dict)
+    call_seconds: dict[SeriesKey, Histogram] = field(default_factory=dict)
+    batch_sizes: dict[str, Histogram] = field(default_factory=dict)
+    http: dict[tuple[str, str], int] = field(default_factory=dict)
+    http_seconds: dict[str, Histogram] = field(default_factory=dict)
+    stripe: dict[tuple[str, str], int] = field(default_factory=dict)
+    stripe_seconds: dict[str, Histogram] = field(default_factory=dict)
+    webhooks: dict[tuple[str, str], int] = field(default_factory=dict)
+    webhook_lag: dict[str, Histogram] = field(default_factory=dict)
+    payments: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """(outcome, currency) -> [count, amount in minor units]"""
+
+    def merge(self, other: Figures) -> None:
+        _add_counts(self.calls, other.calls)
+        _add_counts(self.http, other.http)
+        _add_counts(self.stripe, other.stripe)
+        _add_counts(self.webhooks, other.webhooks)
+        _add_histograms(self.call_seconds, other.call_seconds)
+        _add_histograms(self.batch_sizes, other.batch_sizes)
+        _add_histograms(self.http_seconds, other.http_seconds)
+        _add_histograms(self.stripe_seconds, other.stripe_seconds)
+        _add_histograms(self.webhook_lag, other.webhook_lag)
+        for key, (count, amount) in other.payments.items():
+            totals = self.payments.setdefault(key, [0, 0])
+            totals[0] += count
+            totals[1] += amount
+
+
+class Metrics:
+    """The gateway's figures. One per application; every part of the gateway reports into it."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.started_at = clock()
+        self.total = Figures()
+        self._minutes: dict[int, Figures] = {}
+        self.stripe_consecutive_errors = 0
+        self.last_payment_request_at: float | None = None
+        """When a payment request last ended (any outcome): the seed summary's lastUpdated."""
+        self.last_payment_request_ok_at = self.started_at
+        self.last_payment_succeeded_at = self.started_at
+        self.last_stripe_ok_at = self.started_at
+        self.last_stripe_call_at: float | None = None
+        self.last_webhook_at = self.started_at
+
+    # -- recording (hot path) ------------------------------------------------------------------------------------
+
+    def _minute(self) -> Figures:
+        minute = int(self._clock() // 60)
+        figures = self._minutes.get(minute)
+        if figures is None:
+            figures = self._minutes[minute] = Figures()
+            for old in [m for m in self._minutes if m <= minute - WINDOW_MINUTES]:
+                del self._minutes[old]
+        return figures
+
+    def procedure_call(self, procedure: str, kind: str, transport: str, code: str, seconds: float) -> None:
+        """One call ended with `code` (OK or the tRPC error code) after `seconds`."""
+        key = (procedure, kind, transport, code)
+        series = (procedure, kind, transport)
+        for figures in (self.total, self._minute()):
+            figures.calls[key] = figures.calls.get(key, 0) + 1
+            _observe(figures.call_seconds, series, DURATION_BUCKETS, seconds)
+        if procedure.startswith(PAYMENT_PROCEDURE_PREFIX):
+            now = self._clock()
+            self.last_payment_request_at = now
+            if code == OK:
+                self.last_payment_request_ok_at = now
+
+    def batch(self, transport: str, size: int) -> None:
+        for figures in (self.total, self._minute()):
+            _observe(figures.batch_sizes, transport, BATCH_BUCKETS, float(size))
+
+    def http_request(self, route: str, status: int, seconds: float) -> None:
+        key = (route, str(status))
+        for figures in (self.total, self._minute()):
+            figures.http[key] = figures.http.get(key, 0) + 1
+            _observe(figures.http_seconds, route, DURATION_BUCKETS, seconds)
+
+    def stripe_call(self, operation: str, outcome: str, seconds: float) -> None:
+        """One call to Stripe ended: `ok` or a failure kind."""
+        key = (operation, outcome)
+        for figures in (self.total, self._minute()):
+            figures.stripe[key] = figures.stripe.get(key, 0) + 1
+            _observe(figures.stripe_seconds, operation, DURATION_BUCKETS, seconds)
+        now = self._clock()
+        self.last_stripe_call_at = now
+        if outcome in STRIPE_UNANSWERED:
+            self.stripe_consecutive_errors += 1
+        else:
+            self.stripe_consecutive_errors = 0
+            self.last_stripe_ok_at = now
+
+    def webhook(self, event_type: str, outcome: str) -> None:
+        """One delivery answered: applied, duplicate, ignored, failed or rejected."""
+        key = (event_type, outcome)
+        for figures in (self.total, self._minute()):
+            figures.webhooks[key] = figures.webhooks.get(key, 0) + 1
+        if outcome not in ("failed", "rejected"):
+            self.last_webhook_at = self._clock()
+
+    def webhook_lag(self, event_type: str, created: int) -> None:
+        """A new event was recorded: how long after Stripe created it."""
+        lag = max(0.0, self._clock() - created)
+        for figures in (self.total, self._minute()):
+            _observe(figures.webhook_lag, event_type, LAG_BUCKETS, lag)
+
+    def payment(self, outcome: str, currency: str, amount: int) -> None:
+        """A payment outcome applied from Stripe's webhook: succeeded, failed, canceled or refunded."""
+        key = (outcome, currency)
+        for figures in (self.total, self._minute()):
+            totals = figures.payments.setdefault(key, [0, 0])
+            totals[0] += 1
+            totals[1] += amount
+        if outcome == "succeeded":
+            self.last_payment_succeeded_at = self._clock()
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def last_hour(self) -> Figures:
+        """The figures of the last sixty minutes (the current one included), merged."""
+        current = int(self._clock() // 60)
+        merged = Figures()
+        for minute, figures in sorted(self._minutes.items()):
+            if minute > current - WINDOW_MINUTES:
+                merged.merge(figures)
+        return merged
+
+
+def payment_calls(figures: Figures) -> Iterable[tuple[CallKey, int]]:
+    """The calls that are payment requests."""
+    return ((key, n) for key, n in figures.calls.items() if key[0].startswith(PAYMENT_PROCEDURE_PREFIX))
