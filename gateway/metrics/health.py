@@ -88,14 +88,18 @@ class StripeWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def tick(self) -> None:
+        """Ask Stripe, unless the gateway did recently."""
+        last = self._metrics.last_stripe_call_at
+        if last is None or self._metrics.now() - last >= STRIPE_IDLE_SECONDS:
+            try:
+                await self._ping()
+            except Exception as error:  # the outcome is recorded by Metrics, through the Stripe client's hook
+                logger.bind(error=type(error).__name__).debug("stripe_watch_failed")
+
     async def _run(self) -> None:
         while True:
-            last = self._metrics.last_stripe_call_at
-            if last is None or self._metrics.now() - last >= STRIPE_IDLE_SECONDS:
-                try:
-                    await self._ping()
-                except Exception as error:  # recorded by Metrics through the Stripe client's hook
-                    logger.bind(error=type(error).__name__).debug("stripe_watch_failed")
+            await self.tick()
             await asyncio.sleep(self._interval)
 
 

@@ -1,0 +1,176 @@
+"""The metrics' arithmetic, on a clock the test moves: histograms, the last-hour window, the seed's formats, the
+Prometheus exposition. The endpoints themselves, with real traffic, are in tests/e2e/test_metrics_endpoints.py."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from gateway.metrics.catalogue import CATALOGUE, DURATION_BUCKETS
+from gateway.metrics.histogram import Histogram
+from gateway.metrics.prometheus import exposition
+from gateway.metrics.recorder import Metrics
+from gateway.metrics.reports import detailed_report, payment_summary
+from tests.metrics.clock import START, Clock
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def metrics(clock: Clock) -> Metrics:
+    return Metrics(clock)
+
+
+def pay(
+    metrics: Metrics, code: str = "OK", seconds: float = 0.1, procedure: str = "stripe.createPaymentIntent"
+) -> None:
+    metrics.procedure_call(procedure, "mutation", "http", code, seconds)
+
+
+def test_histogram_buckets_are_cumulative_with_prometheus_le_semantics() -> None:
+    histogram = Histogram((0.1, 1.0))
+    for value in (0.05, 0.1, 0.5, 1.0, 3.0):
+        histogram.observe(value)
+
+    assert histogram.cumulative() == [(0.1, 2), (1.0, 4), (math.inf, 5)]  # a value equal to a bound is in it
+    assert (histogram.count, round(histogram.sum, 9), histogram.max) == (5, 4.65, 3.0)
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.99])
+def test_percentiles_are_within_ten_percent(q: float) -> None:
+    histogram = Histogram()
+    values = [0.001 * i for i in range(1, 2001)]  # 1 ms .. 2 s
+    for value in values:
+        histogram.observe(value)
+
+    exact = values[math.ceil(q * len(values)) - 1]
+    estimate = histogram.quantile(q)
+    assert estimate is not None
+    assert exact <= estimate <= exact * 1.1
+
+
+def test_percentiles_of_nothing_and_of_one_value() -> None:
+    histogram = Histogram()
+    assert (histogram.quantile(0.5), histogram.mean()) == (None, None)
+    histogram.observe(0.234)
+    assert histogram.quantile(0.99) == 0.234  # never above the largest observation
+
+
+def test_the_seed_summary_with_its_own_example_figures(metrics: Metrics, clock: Clock) -> None:
+    for i in range(150):
+        pay(metrics, "OK" if i < 142 else "BAD_REQUEST", 0.234)
+    metrics.procedure_call("bench.greet", "query", "http", "OK", 5.0)  # not a payment request
+    clock.now += 600
+
+    assert payment_summary(metrics) == {
+        "totalPayments": 150,
+        "successCount": 142,
+        "failureCount": 8,
+        "successRate": "94.67%",
+        "averageResponseTime": "0.234s",
+        "lastUpdated": "2024-01-15T09:50:00.000Z",  # when the last payment request ended
+    }
+
+
+def test_the_seed_summary_without_traffic(metrics: Metrics) -> None:
+    assert payment_summary(metrics) == {
+        "totalPayments": 0,
+        "successCount": 0,
+        "failureCount": 0,
+        "successRate": "0.00%",
+        "averageResponseTime": "0.000s",
+        "lastUpdated": "2024-01-15T09:50:00.000Z",  # the process start
+    }
+
+
+def test_the_last_hour_forgets_older_minutes(metrics: Metrics, clock: Clock) -> None:
+    pay(metrics, "INTERNAL_SERVER_ERROR")
+    clock.now += 30 * 60
+    pay(metrics)
+    clock.now += 31 * 60  # the failure is now 61 minutes old
+
+    report = detailed_report(metrics)
+
+    since_start = report["sinceStart"]["procedures"]["stripe.createPaymentIntent"]  # type: ignore[index]
+    last_hour = report["lastHour"]["procedures"]["stripe.createPaymentIntent"]  # type: ignore[index]
+    assert since_start["byCode"] == {"INTERNAL_SERVER_ERROR": 1, "OK": 1}
+    assert last_hour["byCode"] == {"OK": 1}
+    assert report["lastHour"]["payments"]["successRate"] == "100.00%"  # type: ignore[index]
+
+
+def test_stripe_errors_in_a_row_reset_on_any_answer(metrics: Metrics) -> None:
+    for outcome in ("connection", "timeout", "api"):
+        metrics.stripe_call("payment_intents.create", outcome, 1.0)
+    assert metrics.stripe_consecutive_errors == 3
+    metrics.stripe_call("payment_intents.create", "card", 0.2)  # a decline is an answer
+    assert metrics.stripe_consecutive_errors == 0
+
+
+def test_payment_outcomes_add_up_per_currency(metrics: Metrics, clock: Clock) -> None:
+    metrics.payment("succeeded", "eur", 2500)
+    metrics.payment("succeeded", "eur", 1000)
+    metrics.payment("refunded", "eur", 500)
+    clock.now += 5
+    metrics.payment("succeeded", "usd", 700)
+
+    outcomes = detailed_report(metrics)["sinceStart"]["paymentOutcomes"]  # type: ignore[index]
+    assert outcomes == {
+        "succeeded": {"eur": {"count": 2, "amount": 3500}, "usd": {"count": 1, "amount": 700}},
+        "failed": {},
+        "canceled": {},
+        "refunded": {"eur": {"count": 1, "amount": 500}},
+    }
+    assert metrics.last_payment_succeeded_at == START + 5
+
+
+def samples(text: str) -> dict[str, float]:
+    """`name{labels}` -> value, for each sample line."""
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            found[series] = float(value)
+    return found
+
+
+def test_the_exposition_names_every_catalogued_metric_and_its_samples(metrics: Metrics) -> None:
+    pay(metrics, "OK", 0.3)
+    pay(metrics, "BAD_REQUEST", 0.002)
+    metrics.webhook("payment_intent.succeeded", "applied")
+
+    text = exposition(metrics, {"store": True, "stripe": False}, version="1.2.3", stripe_mode="test").decode()
+
+    for spec in CATALOGUE:
+        assert f"# HELP {spec.name} " in text
+        assert f"# TYPE {spec.name} {spec.kind.value}\n" in text
+        if spec.kind.value == "counter":
+            assert spec.name.endswith("_total")
+    found = samples(text)
+    series = 'procedure="stripe.createPaymentIntent",transport="http",type="mutation"'
+    assert found[f'gateway_procedure_calls_total{{code="OK",{series}}}'] == 1
+    assert found[f'gateway_procedure_calls_total{{code="BAD_REQUEST",{series}}}'] == 1
+    assert found[f'gateway_procedure_call_duration_seconds_bucket{{le="0.005",{series}}}'] == 1
+    assert found[f'gateway_procedure_call_duration_seconds_bucket{{le="+Inf",{series}}}'] == 2
+    assert found[f"gateway_procedure_call_duration_seconds_count{{{series}}}"] == 2
+    assert (
+        len([s for s in found if s.startswith("gateway_procedure_call_duration_seconds_bucket")])
+        == len(DURATION_BUCKETS) + 1
+    )
+    assert found['gateway_webhook_events_total{outcome="applied",type="payment_intent.succeeded"}'] == 1
+    assert found['gateway_health_check_status{check="stripe"}'] == 0
+    assert found['gateway_info{stripe_mode="test",version="1.2.3"}'] == 1
+    assert found["gateway_start_time_seconds"] == START
+
+
+def test_label_values_are_escaped(metrics: Metrics) -> None:
+    metrics.webhook('odd"type\\with\nnewline', "applied")
+
+    text = exposition(metrics, {}, version="1", stripe_mode="test").decode()
+
+    assert 'type="odd\\"type\\\\with\\nnewline"' in text
+    assert all(re.match(r"^(#|\w+(\{.*\})? \S+$)", line) for line in text.splitlines() if line)
