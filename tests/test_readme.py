@@ -6,6 +6,7 @@ from pathlib import Path
 
 import msgspec
 
+from gateway.metrics.catalogue import CATALOGUE
 from gateway.settings import SETTING_DOCS, Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -35,3 +36,13 @@ def test_first_section_shows_the_two_commands() -> None:
     assert commands == ["./scripts/serve", "./scripts/test"]
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "scripts/test" in ci
+
+
+def test_metrics_table_matches_the_catalogue() -> None:
+    text = README.read_text(encoding="utf-8")
+    table = text.split("<!-- metrics:start -->", 1)[1].split("<!-- metrics:end -->", 1)[0]
+    expected = ["| metric | type | labels |", "|---|---|---|"] + [
+        f"| `{spec.name}` | {spec.kind.value} | {', '.join(f'`{label}`' for label in spec.labels) or '—'} |"
+        for spec in CATALOGUE
+    ]
+    assert table.strip().splitlines() == expected
