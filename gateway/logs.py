@@ -8,6 +8,7 @@ rotating file) just writes that line.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sys
 import time
 import traceback
@@ -22,7 +23,7 @@ from gateway.codec import js_iso
 if TYPE_CHECKING:
     from loguru import Record
 
-__all__ = ["CURRENT_REQUEST_ID", "BufferedLog", "configure_logging", "now_iso"]
+__all__ = ["CURRENT_REQUEST_ID", "BufferedLog", "anonymized_ip", "configure_logging", "now_iso"]
 
 _encoder: Final = msgspec.json.Encoder()
 
@@ -135,3 +136,18 @@ def now_iso() -> str:
         _second_cache[0] = second
         _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
     return f"{_second_cache[1]}{int((now - second) * 1000):03d}Z"
+
+
+def anonymized_ip(address: str | None) -> str | None:
+    """An IP address a log line may hold (GDPR): IPv4 without its last byte (`203.0.113.0/24`), IPv6 without its
+    last 80 bits (`2001:db8:1::/48`), as analytics tools anonymise them. Anything else is dropped."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # `::ffff:203.0.113.77`, as dual-stack sockets report IPv4 peers
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

@@ -19,6 +19,7 @@ from aiohttp import web
 from loguru import logger
 
 from gateway import codec
+from gateway.logs import anonymized_ip
 from gateway.metrics.recorder import Metrics
 from gateway.services import ServiceKey, Services
 from gateway.settings import Settings
@@ -68,9 +69,9 @@ class WebhookRoute:
             verify_signature(body, request.headers.get(SIGNATURE_HEADER), self._secrets)
         except WebhookSignatureError as invalid:
             self._metrics.webhook(UNKNOWN_TYPE, "rejected")
-            logger.bind(reason=invalid.reason, bodyBytes=len(body), remote=request.remote).warning(
-                "webhook_signature_invalid"
-            )
+            logger.bind(
+                reason=invalid.reason, bodyBytes=len(body), remote=anonymized_ip(request.remote)
+            ).warning("webhook_signature_invalid")
             return _answer(400, error=str(invalid))
         try:
             receipt = await self._services[WEBHOOKS].receive(body)
