@@ -12,7 +12,7 @@ from loguru import logger
 from gateway.http.observe import request_observer
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
 from gateway.logs import BufferedLog
-from gateway.metrics.health import HealthMonitor, StripeWatch
+from gateway.metrics.health import HealthMonitor, HealthWatch
 from gateway.metrics.recorder import Metrics
 from gateway.metrics.routes import MetricsRoutes
 from gateway.payments import PAYMENTS, PaymentService
@@ -79,8 +79,8 @@ def create_app(
     app.router.add_route(
         "*", WEBHOOK_PATH, observed("webhooks", WebhookRoute(settings, services, metrics).handle)
     )
-    for path, handler in MetricsRoutes(settings, metrics, health, VERSION).paths().items():
-        app.router.add_route("GET", path, observed("metrics", handler))
+    for path, name, handler in MetricsRoutes(settings, metrics, health, VERSION).routes():
+        app.router.add_route("GET", path, observed(name, handler))
     # Every route goes through `observed`; this one stays last (it would shadow routes added after it), so that an
     # unknown path is still a 404 with a request id and a log line.
     app.router.add_route("*", r"/{tail:[\s\S]*}", observed("other", _not_found))
@@ -98,15 +98,15 @@ def _payment_services(
         services[PAYMENTS] = PaymentService(store, stripe, settings)
         services[WEBHOOKS] = WebhookService(store, settings, metrics)
         health.store = store
-        stripe_watch = StripeWatch(metrics, stripe.ping)
-        stripe_watch.start()
+        health_watch = HealthWatch(metrics, stripe.ping, health)
+        health_watch.start()
         logger.bind(
             database=settings.database_url.split("://", 1)[0], stripeApi=settings.stripe_api_base or "stripe"
         ).info("payment_services_ready")
         try:
             yield
         finally:
-            await stripe_watch.stop()
+            await health_watch.stop()
             await stripe.close()
             await store.close()
 

@@ -107,7 +107,7 @@ def request_observer(log: BufferedLog, metrics: Metrics) -> Callable[[str, Handl
         path = request.path
         if failed:
             level = "WARNING"
-        elif route == "metrics":
+        elif route in ("metrics", "health"):
             level = "DEBUG"  # probes and scrapes every few seconds would drown the lines that matter
         else:
             level = "INFO"

@@ -62,7 +62,7 @@ BATCH_SIZE: Final = MetricSpec(
 HTTP_REQUESTS: Final = MetricSpec(
     "gateway_http_requests_total",
     Kind.COUNTER,
-    "HTTP requests by route (trpc, webhooks, metrics, other) and status code.",
+    "HTTP requests by route (trpc, webhooks, metrics, health, other) and status code.",
     ("route", "status"),
 )
 HTTP_DURATION: Final = MetricSpec(
@@ -144,7 +144,8 @@ START_TIME: Final = MetricSpec(
 HEALTH: Final = MetricSpec(
     "gateway_health_check_status",
     Kind.GAUGE,
-    "1 when the health check passes, 0 when it fails, as /metrics/payments/health last saw it.",
+    "1 unless the health check fails (pass or warn), 0 when it fails; the store's as last checked (by a probe, "
+    "or every 15 s in the background).",
     ("check",),
 )
 INFO: Final = MetricSpec(

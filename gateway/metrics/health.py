@@ -6,8 +6,9 @@ here. A `warn` (the seed's alert conditions: failure rate, slow payments, no pay
 `degraded`, still 200: those are for a person to look at, and taking replicas out would not fix them.
 
 Cheap enough to poll every second: the store check is one `SELECT 1`; Stripe is never called by a probe. What is
-known of Stripe comes from the gateway's own calls, and from `StripeWatch`, which asks Stripe something cheap when
-no call has been made for a while.
+known of Stripe comes from the gateway's own calls, and from `HealthWatch`, which asks Stripe something cheap when
+no call has been made for a while. `HealthWatch` also checks the store every 15 s, so that a Prometheus scrape can
+report every check (`gateway_health_check_status`) without doing any I/O itself.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from gateway.metrics.recorder import OK, Figures, Metrics, payment_calls
 from gateway.settings import Settings
 from gateway.store import Store, StoreError
 
-__all__ = ["HealthMonitor", "StripeWatch", "configuration_problems"]
+__all__ = ["HealthMonitor", "HealthWatch", "configuration_problems"]
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -37,7 +38,7 @@ RESPONSE_TIME_THRESHOLD: Final = 2.0
 NO_PAYMENT_THRESHOLD: Final = 30 * 60
 STRIPE_ERRORS_IN_A_ROW: Final = 5
 STRIPE_IDLE_SECONDS: Final = 60.0
-"""With no Stripe call for this long, `StripeWatch` makes one, so the health's Stripe figure stays current."""
+"""With no Stripe call for this long, `HealthWatch` makes one, so the health's Stripe figure stays current."""
 
 
 def _iso(epoch: float) -> str:
@@ -68,19 +69,26 @@ class Check:
         return {"status": self.status, **self.details}
 
 
-class StripeWatch:
-    """Keeps what the health knows of Stripe current without a probe ever calling it: every `interval` seconds,
-    if the gateway made no Stripe call for STRIPE_IDLE_SECONDS, one cheap call (which `Metrics` records like any
-    other)."""
+class HealthWatch:
+    """Keeps what the health knows current between probes, so that neither a probe nor a scrape waits on Stripe
+    and a scrape waits on nothing: every `interval` seconds, the store is checked, and if the gateway made no Stripe
+    call for STRIPE_IDLE_SECONDS, one cheap call is made (which `Metrics` records like any other)."""
 
-    def __init__(self, metrics: Metrics, ping: Callable[[], Awaitable[None]], interval: float = 15.0) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        ping_stripe: Callable[[], Awaitable[None]],
+        monitor: HealthMonitor | None = None,
+        interval: float = 15.0,
+    ) -> None:
         self._metrics = metrics
-        self._ping = ping
+        self._ping = ping_stripe
+        self._monitor = monitor
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="stripe-watch")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="health-watch")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -89,7 +97,9 @@ class StripeWatch:
                 await self._task
 
     async def tick(self) -> None:
-        """Ask Stripe, unless the gateway did recently."""
+        """Check the store; ask Stripe, unless the gateway did recently."""
+        if self._monitor is not None:
+            await self._monitor.check_store()
         last = self._metrics.last_stripe_call_at
         if last is None or self._metrics.now() - last >= STRIPE_IDLE_SECONDS:
             try:
@@ -103,6 +113,16 @@ class StripeWatch:
             await asyncio.sleep(self._interval)
 
 
+async def _check_store(store: Store) -> Check:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(store.ping(), STORE_TIMEOUT)
+    except (StoreError, TimeoutError) as error:
+        reason = "no answer within 1 s" if isinstance(error, TimeoutError) else str(error)
+        return Check("fail", {"error": reason})
+    return Check("pass", {"durationSeconds": f"{time.perf_counter() - started:.3f}"})
+
+
 class HealthMonitor:
     """Runs the checks. `store` is None for an application without payment services (tests, benchmarks)."""
 
@@ -113,22 +133,37 @@ class HealthMonitor:
         self._metrics = metrics
         self.store = store
         self._version = version
-        self.last_verdicts: dict[str, bool] = {}
-        """Each check's last result (True: not failing), for the Prometheus gauge: a scrape runs no check."""
+        self._store_check: Check | None = None
+        """The store's last check (by a probe, or by HealthWatch in the background)."""
 
-    async def report(self) -> tuple[int, dict[str, object]]:
-        """(HTTP status, body): 200 healthy or degraded, 503 unhealthy."""
-        metrics = self._metrics
+    async def check_store(self) -> None:
+        """Ping the store now (the only check that does I/O)."""
+        if self.store is not None:
+            self._store_check = await _check_store(self.store)
+
+    def checks(self) -> dict[str, Check]:
+        """Every check, from what is in memory (the store's as last checked)."""
         checks: dict[str, Check] = {}
         if self.store is not None:
-            checks["store"] = await self._store_check(self.store)
+            if self._store_check is not None:
+                checks["store"] = self._store_check
             checks["stripe"] = self._stripe_check()
         checks["configuration"] = self._configuration_check()
-        last_hour = metrics.last_hour()
+        last_hour = self._metrics.last_hour()
         checks["paymentFailureRate"] = self._failure_rate_check(last_hour)
         checks["responseTime"] = self._response_time_check(last_hour)
         checks["recentPayment"] = self._recent_payment_check()
-        self.last_verdicts = {name: check.status != "fail" for name, check in checks.items()}
+        return checks
+
+    def verdicts(self) -> dict[str, bool]:
+        """Each check: True unless it fails. For the Prometheus gauge: no I/O."""
+        return {name: check.status != "fail" for name, check in self.checks().items()}
+
+    async def report(self) -> tuple[int, dict[str, object]]:
+        """(HTTP status, body): 200 healthy or degraded, 503 unhealthy. Checks the store now."""
+        metrics = self._metrics
+        await self.check_store()
+        checks = self.checks()
         statuses = {check.status for check in checks.values()}
         overall = "unhealthy" if "fail" in statuses else "degraded" if "warn" in statuses else "healthy"
         now = metrics.now()
@@ -141,15 +176,6 @@ class HealthMonitor:
             "checks": {name: check.as_json() for name, check in checks.items()},
         }
         return (503 if overall == "unhealthy" else 200), body
-
-    async def _store_check(self, store: Store) -> Check:
-        started = time.perf_counter()
-        try:
-            await asyncio.wait_for(store.ping(), STORE_TIMEOUT)
-        except (StoreError, TimeoutError) as error:
-            reason = "no answer within 1 s" if isinstance(error, TimeoutError) else str(error)
-            return Check("fail", {"error": reason})
-        return Check("pass", {"durationSeconds": f"{time.perf_counter() - started:.3f}"})
 
     def _stripe_check(self) -> Check:
         metrics = self._metrics

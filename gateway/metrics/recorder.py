@@ -113,6 +113,12 @@ class Metrics:
                 del self._minutes[old]
         return figures
 
+    def declare_procedure(self, procedure: str, kind: str, transports: Iterable[str]) -> None:
+        """Count a procedure's successful calls from zero before the first one: Prometheus's `rate()` cannot see
+        a series' first increment, and the alerts divide by this one."""
+        for transport in transports:
+            self.total.calls.setdefault((procedure, kind, transport, OK), 0)
+
     def procedure_call(self, procedure: str, kind: str, transport: str, code: str, seconds: float) -> None:
         """One call ended with `code` (OK or the tRPC error code) after `seconds`."""
         key = (procedure, kind, transport, code)

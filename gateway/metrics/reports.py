@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from gateway.codec import js_iso
+from gateway.metrics.catalogue import LAG_BUCKETS
 from gateway.metrics.histogram import Histogram
 from gateway.metrics.recorder import OK, Figures, Metrics, payment_calls
 
@@ -116,7 +117,7 @@ def _webhooks(figures: Figures) -> dict[str, object]:
     for (event_type, outcome), n in sorted(figures.webhooks.items()):
         _bump(by_type.setdefault(event_type, {}), outcome, n)
         _bump(by_outcome, outcome, n)
-    lag = Histogram()
+    lag = Histogram(LAG_BUCKETS)  # the bounds every type's lag is observed with: merge() needs the same
     for histogram in figures.webhook_lag.values():
         lag.merge(histogram)
     return {

@@ -33,13 +33,14 @@ class MetricsRoutes:
         self._version = version
         self._stripe_mode = "test" if settings.stripe_test_mode else "live"
 
-    def paths(self) -> dict[str, Handler]:
-        return {
-            METRICS_PREFIX: self.summary,
-            f"{METRICS_PREFIX}/detailed": self.detailed,
-            f"{METRICS_PREFIX}/prometheus": self.prometheus,
-            f"{METRICS_PREFIX}/health": self.health,
-        }
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        """(path, route name for the request metrics, handler): probes are told apart from scrapes."""
+        return [
+            (METRICS_PREFIX, "metrics", self.summary),
+            (f"{METRICS_PREFIX}/detailed", "metrics", self.detailed),
+            (f"{METRICS_PREFIX}/prometheus", "metrics", self.prometheus),
+            (f"{METRICS_PREFIX}/health", "health", self.health),
+        ]
 
     async def summary(self, _: web.Request) -> web.StreamResponse:
         return _json(payment_summary(self._metrics))
@@ -49,7 +50,7 @@ class MetricsRoutes:
 
     async def prometheus(self, _: web.Request) -> web.StreamResponse:
         body = exposition(
-            self._metrics, self._health.last_verdicts, version=self._version, stripe_mode=self._stripe_mode
+            self._metrics, self._health.verdicts(), version=self._version, stripe_mode=self._stripe_mode
         )
         return web.Response(body=body, headers={"content-type": CONTENT_TYPE, **_NO_STORE})
 

@@ -42,6 +42,7 @@ _UTF8_BOM: Final = b"\xef\xbb\xbf"
 TRANSPORT_SINGLE: Final = "http"
 TRANSPORT_BATCH: Final = "http_batch"
 TRANSPORT_STREAM: Final = "http_stream"
+TRANSPORTS: Final = (TRANSPORT_SINGLE, TRANSPORT_BATCH, TRANSPORT_STREAM)
 UNKNOWN_PROCEDURE: Final = "unknown"
 """The procedure label of a call to a path the registry does not have (paths are the caller's: unbounded)."""
 
@@ -91,6 +92,8 @@ class TrpcResolver:
         self.registry = registry
         self.settings = settings
         self.metrics = metrics or Metrics()
+        for proc in registry.procedures.values():
+            self.metrics.declare_procedure(proc.path, proc.kind, TRANSPORTS)
         self.expose_stack = not settings.is_production
         self._query_methods = ("GET", "POST") if settings.gateway_trpc_allow_method_override else ("GET",)
 

@@ -174,3 +174,17 @@ def test_label_values_are_escaped(metrics: Metrics) -> None:
 
     assert 'type="odd\\"type\\\\with\\nnewline"' in text
     assert all(re.match(r"^(#|\w+(\{.*\})? \S+$)", line) for line in text.splitlines() if line)
+
+
+def test_declared_procedures_are_exposed_at_zero_before_their_first_call(metrics: Metrics) -> None:
+    metrics.declare_procedure("stripe.getConfig", "query", ["http"])
+
+    found = samples(exposition(metrics, {}, version="1", stripe_mode="test").decode())
+
+    assert (
+        found[
+            'gateway_procedure_calls_total{code="OK",procedure="stripe.getConfig",transport="http",type="query"}'
+        ]
+        == 0
+    )
+    assert payment_summary(metrics)["totalPayments"] == 0

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.metrics.health import HealthMonitor, StripeWatch, configuration_problems
+from gateway.metrics.health import HealthMonitor, HealthWatch, configuration_problems
 from gateway.metrics.recorder import Metrics
 from gateway.settings import Settings
 from gateway.store.sqlite import SqliteStore
@@ -72,7 +72,7 @@ async def test_an_unreachable_store_is_unhealthy_503(store: SqliteStore, metrics
 
     assert (status, body["status"], body["checks"]["store"]["status"]) == (503, "unhealthy", "fail")
     assert body["checks"]["store"]["error"]
-    assert monitor.last_verdicts["store"] is False  # what the Prometheus gauge shows until the next probe
+    assert monitor.verdicts()["store"] is False  # what the Prometheus gauge shows until the next check
 
 
 async def test_stripe_errors_in_a_row_fail_and_an_answer_clears_them(
@@ -168,7 +168,7 @@ async def test_the_stripe_watch_calls_stripe_only_when_the_gateway_has_not(
         pings.append(clock.now)
         metrics.stripe_call("payment_intents.list", "ok", 0.1)
 
-    watch = StripeWatch(metrics, ping, interval=0.0)
+    watch = HealthWatch(metrics, ping, interval=0.0)  # no monitor: the store is not checked here
     await watch.tick()
     assert pings == [START]  # never called before: asks once
     await watch.tick()
@@ -180,3 +180,27 @@ async def test_the_stripe_watch_calls_stripe_only_when_the_gateway_has_not(
     clock.now += 30
     await watch.tick()
     assert len(pings) == 2
+
+
+async def test_the_watch_checks_the_store_so_a_scrape_can_report_it(
+    store: SqliteStore, metrics: Metrics
+) -> None:
+    async def ping() -> None:
+        metrics.stripe_call("payment_intents.list", "ok", 0.1)
+
+    monitor = HealthMonitor(SETTINGS, metrics, store, version="1.0")
+    watch = HealthWatch(metrics, ping, monitor, interval=0.0)
+    assert "store" not in monitor.verdicts()  # never checked yet: not claimed either way
+
+    await watch.tick()
+    assert monitor.verdicts()["store"] is True
+    await store.close()
+    await watch.tick()
+    assert monitor.verdicts() == {
+        "store": False,
+        "stripe": True,
+        "configuration": True,
+        "paymentFailureRate": True,
+        "responseTime": True,
+        "recentPayment": True,
+    }
