@@ -228,7 +228,7 @@ class HealthMonitor:
         metrics = self._metrics
         # Counted from the process start until a payment succeeds: a restart is not a 30-minute silence.
         idle = metrics.now() - metrics.last_payment_succeeded_at
-        paid = any(outcome == "succeeded" for outcome, _ in metrics.total.payments)
+        paid = metrics.payment_succeeded_since_start
         details: dict[str, object] = {
             "lastSucceededAt": _iso(metrics.last_payment_succeeded_at) if paid else None,
             "threshold": f"{NO_PAYMENT_THRESHOLD}s",

@@ -91,13 +91,17 @@ class Metrics:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self.started_at = clock()
-        self.total = Figures()
+        self._older = Figures()
+        """Everything older than the last hour, folded together as minutes leave the window."""
         self._minutes: dict[int, Figures] = {}
+        self._minute_now = int(self.started_at // 60)
+        self._current = self._minutes[self._minute_now] = Figures()
         self.stripe_consecutive_errors = 0
         self.last_payment_request_at: float | None = None
         """When a payment request last ended (any outcome): the seed summary's lastUpdated."""
         self.last_payment_request_ok_at = self.started_at
         self.last_payment_succeeded_at = self.started_at
+        self.payment_succeeded_since_start = False
         self.last_stripe_ok_at = self.started_at
         self.last_stripe_call_at: float | None = None
         self.last_webhook_at = self.started_at
@@ -105,27 +109,30 @@ class Metrics:
     # -- recording (hot path) ------------------------------------------------------------------------------------
 
     def _minute(self) -> Figures:
+        """This minute's figures: each observation is recorded once, here (a few µs per request matter)."""
         minute = int(self._clock() // 60)
-        figures = self._minutes.get(minute)
-        if figures is None:
-            figures = self._minutes[minute] = Figures()
-            for old in [m for m in self._minutes if m <= minute - WINDOW_MINUTES]:
-                del self._minutes[old]
-        return figures
+        if minute != self._minute_now:
+            self._minute_now = minute
+            current = self._minutes.get(minute)
+            if current is None:
+                current = self._minutes[minute] = Figures()
+            self._current = current
+            for old in sorted(m for m in self._minutes if m <= minute - WINDOW_MINUTES):
+                self._older.merge(self._minutes.pop(old))
+        return self._current
 
     def declare_procedure(self, procedure: str, kind: str, transports: Iterable[str]) -> None:
         """Count a procedure's successful calls from zero before the first one: Prometheus's `rate()` cannot see
         a series' first increment, and the alerts divide by this one."""
         for transport in transports:
-            self.total.calls.setdefault((procedure, kind, transport, OK), 0)
+            self._older.calls.setdefault((procedure, kind, transport, OK), 0)
 
     def procedure_call(self, procedure: str, kind: str, transport: str, code: str, seconds: float) -> None:
         """One call ended with `code` (OK or the tRPC error code) after `seconds`."""
+        figures = self._minute()
         key = (procedure, kind, transport, code)
-        series = (procedure, kind, transport)
-        for figures in (self.total, self._minute()):
-            figures.calls[key] = figures.calls.get(key, 0) + 1
-            _observe(figures.call_seconds, series, DURATION_BUCKETS, seconds)
+        figures.calls[key] = figures.calls.get(key, 0) + 1
+        _observe(figures.call_seconds, (procedure, kind, transport), DURATION_BUCKETS, seconds)
         if procedure.startswith(PAYMENT_PROCEDURE_PREFIX):
             now = self._clock()
             self.last_payment_request_at = now
@@ -133,21 +140,20 @@ class Metrics:
                 self.last_payment_request_ok_at = now
 
     def batch(self, transport: str, size: int) -> None:
-        for figures in (self.total, self._minute()):
-            _observe(figures.batch_sizes, transport, BATCH_BUCKETS, float(size))
+        _observe(self._minute().batch_sizes, transport, BATCH_BUCKETS, float(size))
 
     def http_request(self, route: str, status: int, seconds: float) -> None:
+        figures = self._minute()
         key = (route, str(status))
-        for figures in (self.total, self._minute()):
-            figures.http[key] = figures.http.get(key, 0) + 1
-            _observe(figures.http_seconds, route, DURATION_BUCKETS, seconds)
+        figures.http[key] = figures.http.get(key, 0) + 1
+        _observe(figures.http_seconds, route, DURATION_BUCKETS, seconds)
 
     def stripe_call(self, operation: str, outcome: str, seconds: float) -> None:
         """One call to Stripe ended: `ok` or a failure kind."""
+        figures = self._minute()
         key = (operation, outcome)
-        for figures in (self.total, self._minute()):
-            figures.stripe[key] = figures.stripe.get(key, 0) + 1
-            _observe(figures.stripe_seconds, operation, DURATION_BUCKETS, seconds)
+        figures.stripe[key] = figures.stripe.get(key, 0) + 1
+        _observe(figures.stripe_seconds, operation, DURATION_BUCKETS, seconds)
         now = self._clock()
         self.last_stripe_call_at = now
         if outcome in STRIPE_UNANSWERED:
@@ -158,36 +164,46 @@ class Metrics:
 
     def webhook(self, event_type: str, outcome: str) -> None:
         """One delivery answered: applied, duplicate, ignored, failed or rejected."""
+        figures = self._minute()
         key = (event_type, outcome)
-        for figures in (self.total, self._minute()):
-            figures.webhooks[key] = figures.webhooks.get(key, 0) + 1
+        figures.webhooks[key] = figures.webhooks.get(key, 0) + 1
         if outcome not in ("failed", "rejected"):
             self.last_webhook_at = self._clock()
 
     def webhook_lag(self, event_type: str, created: int) -> None:
         """A new event was recorded: how long after Stripe created it."""
         lag = max(0.0, self._clock() - created)
-        for figures in (self.total, self._minute()):
-            _observe(figures.webhook_lag, event_type, LAG_BUCKETS, lag)
+        _observe(self._minute().webhook_lag, event_type, LAG_BUCKETS, lag)
 
     def payment(self, outcome: str, currency: str, amount: int) -> None:
         """A payment outcome applied from Stripe's webhook: succeeded, failed, canceled or refunded."""
-        key = (outcome, currency)
-        for figures in (self.total, self._minute()):
-            totals = figures.payments.setdefault(key, [0, 0])
-            totals[0] += 1
-            totals[1] += amount
+        totals = self._minute().payments.setdefault((outcome, currency), [0, 0])
+        totals[0] += 1
+        totals[1] += amount
         if outcome == "succeeded":
             self.last_payment_succeeded_at = self._clock()
+            self.payment_succeeded_since_start = True
 
     # -- reading -------------------------------------------------------------------------------------------------
 
     def now(self) -> float:
         return self._clock()
 
+    @property
+    def total(self) -> Figures:
+        """Everything since the process started, merged (a copy: up to 61 merges, for a reader, never the hot
+        path)."""
+        self._minute()  # folds the minutes that left the window, so none is counted twice or lost
+        merged = Figures()
+        merged.merge(self._older)
+        for figures in self._minutes.values():
+            merged.merge(figures)
+        return merged
+
     def last_hour(self) -> Figures:
         """The figures of the last sixty minutes (the current one included), merged."""
-        current = int(self._clock() // 60)
+        self._minute()
+        current = self._minute_now
         merged = Figures()
         for minute, figures in sorted(self._minutes.items()):
             if minute > current - WINDOW_MINUTES:
