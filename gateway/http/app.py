@@ -95,7 +95,7 @@ def _payment_services(
         store = await open_store(settings.database_url)
         stripe = StripeApi(settings)
         stripe.on_call = metrics.stripe_call
-        services[PAYMENTS] = PaymentService(store, stripe, settings)
+        services[PAYMENTS] = PaymentService(store, stripe, settings, metrics=metrics)
         services[WEBHOOKS] = WebhookService(store, settings, metrics)
         health.store = store
         health_watch = HealthWatch(metrics, stripe.ping, health)

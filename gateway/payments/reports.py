@@ -17,6 +17,7 @@ from gateway.stripe_api.models import Charge, PaymentIntent
 
 __all__ = [
     "ORDER_ID_METADATA",
+    "change_outcome",
     "error_text",
     "intent_record",
     "intent_report",
@@ -125,3 +126,18 @@ def refund_report(
         refunded_now=charge.amount_refunded - order.amount_refunded,
         audit=audit,
     )
+
+
+def change_outcome(before: Order, after: Order) -> tuple[str, int] | None:
+    """What an order's change counts as in the payment outcome metrics, with its amount: `succeeded` (the amount
+    received), `canceled` or `failed` (a new payment error; the amount asked), `refunded` (how much more is
+    refunded); None for any other change."""
+    if after.status is PaymentStatus.SUCCEEDED and before.status is not PaymentStatus.SUCCEEDED:
+        return "succeeded", after.amount_received
+    if after.status is PaymentStatus.CANCELED and before.status is not PaymentStatus.CANCELED:
+        return "canceled", after.amount
+    if after.amount_refunded > before.amount_refunded:
+        return "refunded", after.amount_refunded - before.amount_refunded
+    if after.last_error is not None and after.last_error != before.last_error:
+        return "failed", after.amount
+    return None

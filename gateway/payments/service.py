@@ -37,8 +37,15 @@ from loguru import logger
 from gateway.codec import Issue
 from gateway.errors import ErrorCode, TRPCError
 from gateway.logs import now_iso
+from gateway.metrics.recorder import Metrics
 from gateway.payments.currencies import amount_problem, normalise_currency
-from gateway.payments.reports import ORDER_ID_METADATA, error_text, intent_record, payment_status
+from gateway.payments.reports import (
+    ORDER_ID_METADATA,
+    change_outcome,
+    error_text,
+    intent_record,
+    payment_status,
+)
 from gateway.payments.states import FINAL, can_move
 from gateway.settings import Settings
 from gateway.store import (
@@ -131,11 +138,13 @@ class PaymentService:
         settings: Settings,
         *,
         refund_in_flight_seconds: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`refund_in_flight_seconds`: how long a refund sent to Stripe may still be in flight (by default, every
         try of a Stripe call timing out, plus a margin); a pending refund not found at Stripe after that was not
         made."""
         self._store = store
+        self._metrics = metrics or Metrics()
         self._refund_in_flight_seconds = (
             refund_in_flight_seconds
             if refund_in_flight_seconds is not None
@@ -150,6 +159,14 @@ class PaymentService:
         self._wallets_flight: asyncio.Task[dict[str, NativePayAvailability]] | None = None
 
     # -- helpers -----------------------------------------------------------------------------------------------
+
+    def _count_outcome(self, before: Order, after: Order) -> None:
+        """Payment outcomes the gateway learns from Stripe's answers (webhooks count theirs): a payment seen
+        succeeded, canceled or failed before its webhook, a refund made here or found at Stripe. The webhook that
+        follows changes nothing, so nothing is counted twice."""
+        outcome = change_outcome(before, after)
+        if outcome is not None:
+            self._metrics.payment(outcome[0], after.currency, outcome[1])
 
     @asynccontextmanager
     async def _order_lock(self, order_id: str) -> AsyncIterator[None]:
@@ -380,11 +397,13 @@ class PaymentService:
             actor, "payment_intent.synced", order.order_id, before=order.status.value, after=status.value
         )
         try:
-            return await self._store.update_order(
+            updated = await self._store.update_order(
                 order.order_id, order.version, update, audit, intent=intent_record(order, intent)
             )
         except StaleOrder:
             return await self._order(order.order_id)
+        self._count_outcome(order, updated)
+        return updated
 
     async def _customer(self, customer: CustomerInput, actor: Actor, order_id: str) -> str:
         """The Stripe Customer for this caller and e-mail address, found again by a hash (the address itself is
@@ -510,9 +529,11 @@ class PaymentService:
             ) from None
         update = OrderUpdate(status=payment_status(intent.status))
         audit = self._audit(actor, "payment_intent.canceled", order_id, paymentIntent=intent.id)
-        return await self._store.update_order(
+        canceled = await self._store.update_order(
             order_id, order.version, update, audit, intent=intent_record(order, intent)
         )
+        self._count_outcome(order, canceled)
+        return canceled
 
     # -- stripe.refund -----------------------------------------------------------------------------------------
 
@@ -608,7 +629,8 @@ class PaymentService:
             audit = self._audit(
                 actor, "order.refund_total_synced", order.order_id, amountRefunded=charge.amount_refunded
             )
-            await self._store.raise_amount_refunded(order.order_id, charge.amount_refunded, audit)
+            raised = await self._store.raise_amount_refunded(order.order_id, charge.amount_refunded, audit)
+            self._count_outcome(order, raised)
         refundable = paid.captured - charge.amount_refunded
         if refundable <= 0:
             raise TRPCError(ErrorCode.CONFLICT, f'Order "{order.order_id}" is already fully refunded')
@@ -739,7 +761,12 @@ class PaymentService:
             amount=refund.amount,
             amountRefunded=total,
         )
-        await self._store.finish_refund_request(request.id, record, msgspec.json.encode(result), total, audit)
+        before = await self._order(request.order_id)
+        after = await self._store.finish_refund_request(
+            request.id, record, msgspec.json.encode(result), total, audit
+        )
+        # `before` is read just now, so a charge.refunded webhook applied earlier is not counted again here.
+        self._count_outcome(before, after)
         return result
 
     async def _settle_pending_refund(self, order: Order, actor: Actor) -> RefundRequest | None:
