@@ -17,6 +17,7 @@ from gateway.http.app import create_app
 from gateway.http.server import serve
 from gateway.local_stripe import LocalStripe
 from gateway.logs import configure_logging
+from gateway.ops import check_payments, maintenance, refunds, smoke
 from gateway.settings import SETTING_DOCS, ConfigurationError, Settings, load_settings
 from gateway.store import StoreError, WebhookEventStatus
 from gateway.stripe_api import StripeCallError
@@ -159,11 +160,19 @@ def _parser() -> argparse.ArgumentParser:
     pay.add_argument("--fail-3ds", action="store_true", help="with --card 3ds: fail the authentication")
     pay.set_defaults(run=_dev_pay)
     _add_webhook_commands(commands)
+    for operations in (check_payments, smoke, refunds, maintenance):
+        operations.add_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "checks_configuration", False):
+        # `gateway check-payments` reports on a configuration the server would refuse, so it reads it itself
+        # (through the same loader, gateway.settings) instead of stopping here at the first problem.
+        configure_logging("WARNING", stream=sys.stderr)
+        code: int = args.run(args, None)
+        return code
     try:
         settings = load_settings()
     except ConfigurationError as error:
