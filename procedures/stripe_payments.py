@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
+from gateway.maintenance import MAINTENANCE
 from gateway.payments import PAYMENTS, Actor, PaymentService
 from gateway.registry import Router
 from gateway.store import StoreUnavailable
@@ -49,6 +50,12 @@ def _payments(ctx: CallContext) -> PaymentService:
     return ctx.services[PAYMENTS]
 
 
+async def _refuse_in_maintenance(ctx: CallContext) -> None:
+    """Payment mutations wait while an operator has switched maintenance on (`gateway maintenance on`)."""
+    if MAINTENANCE in ctx.services:
+        await ctx.services[MAINTENANCE].refuse_if_on()
+
+
 def _actor(ctx: CallContext) -> Actor:
     caller = ctx.caller
     if caller is None:
@@ -71,7 +78,9 @@ def _require_admin(ctx: CallContext) -> Actor:
 async def create_payment_intent(ctx: CallContext, input: CreatePaymentIntentInput) -> PaymentIntentResult:
     """Create the order's PaymentIntent, or return the one it has: the same order, amount and currency always give
     the same PaymentIntent and client secret. A changed amount updates the unpaid intent; a paid order is a
-    CONFLICT. With `customer`, a Stripe Customer is created or reused and an ephemeral key returned."""
+    CONFLICT. With `customer`, a Stripe Customer is created or reused and an ephemeral key returned.
+    SERVICE_UNAVAILABLE while maintenance is on."""
+    await _refuse_in_maintenance(ctx)
     with _as_trpc_errors():
         return await _payments(ctx).create_payment_intent(input, _actor(ctx))
 
@@ -87,15 +96,18 @@ async def cancel_payment_intent(
     ctx: CallContext, input: CancelPaymentIntentInput
 ) -> CancelPaymentIntentResult:
     """Cancel the order's unpaid PaymentIntent (idempotent: canceling twice answers `canceled`). A paid order is
-    refunded, not canceled (CONFLICT)."""
+    refunded, not canceled (CONFLICT). SERVICE_UNAVAILABLE while maintenance is on."""
+    await _refuse_in_maintenance(ctx)
     with _as_trpc_errors():
         return await _payments(ctx).cancel(input.order_id, _actor(ctx))
 
 
 async def refund(ctx: CallContext, input: RefundInput) -> RefundResult:
     """Admin only. Refund a paid order: everything left without `amount`, else `amount` (at most what is left).
-    With `idempotencyKey`, a retried request never refunds twice."""
+    With `idempotencyKey`, a retried request never refunds twice. SERVICE_UNAVAILABLE while maintenance is on
+    (`gateway refund` still works)."""
     actor = _require_admin(ctx)
+    await _refuse_in_maintenance(ctx)
     with _as_trpc_errors():
         return await _payments(ctx).refund(
             input.order_id, input.amount, actor, reason=input.reason, idempotency_key=input.idempotency_key

@@ -12,6 +12,7 @@ from loguru import logger
 from gateway.http.observe import request_observer
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
 from gateway.logs import BufferedLog
+from gateway.maintenance import MAINTENANCE, MaintenanceSwitch
 from gateway.metrics.health import HealthMonitor, HealthWatch
 from gateway.metrics.recorder import Metrics
 from gateway.metrics.routes import MetricsRoutes
@@ -97,6 +98,7 @@ def _payment_services(
         stripe.on_call = metrics.stripe_call
         services[PAYMENTS] = PaymentService(store, stripe, settings, metrics=metrics)
         services[WEBHOOKS] = WebhookService(store, settings, metrics)
+        services[MAINTENANCE] = health.maintenance = MaintenanceSwitch(store)
         health.store = store
         health_watch = HealthWatch(metrics, stripe.ping, health)
         health_watch.start()

@@ -138,6 +138,11 @@ LAST_WEBHOOK: Final = MetricSpec(
     Kind.GAUGE,
     "When a correctly signed webhook delivery was last recorded (the process start until then).",
 )
+MAINTENANCE: Final = MetricSpec(
+    "gateway_maintenance_enabled",
+    Kind.GAUGE,
+    "1 while maintenance is on (payment mutations refused), 0 otherwise; as this process last read the switch.",
+)
 START_TIME: Final = MetricSpec(
     "gateway_start_time_seconds", Kind.GAUGE, "When this gateway process started, Unix seconds."
 )
@@ -172,6 +177,7 @@ CATALOGUE: Final = (
     LAST_PAYMENT_REQUEST_OK,
     LAST_STRIPE_OK,
     LAST_WEBHOOK,
+    MAINTENANCE,
     START_TIME,
     HEALTH,
     INFO,

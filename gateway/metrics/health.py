@@ -24,9 +24,10 @@ from typing import Final, Literal
 from loguru import logger
 
 from gateway.codec import js_iso
+from gateway.maintenance import MaintenanceSwitch
 from gateway.metrics.recorder import OK, Figures, Metrics, payment_calls
 from gateway.settings import Settings
-from gateway.store import Store, StoreError
+from gateway.store import Maintenance, Store, StoreError
 
 __all__ = ["HealthMonitor", "HealthWatch", "configuration_problems"]
 
@@ -132,14 +133,19 @@ class HealthMonitor:
         self._settings = settings
         self._metrics = metrics
         self.store = store
+        self.maintenance: MaintenanceSwitch | None = None
+        """The maintenance switch, when the application has one (set with the store)."""
         self._version = version
         self._store_check: Check | None = None
         """The store's last check (by a probe, or by HealthWatch in the background)."""
 
     async def check_store(self) -> None:
-        """Ping the store now (the only check that does I/O)."""
+        """Ping the store and read the maintenance switch now (the only checks that do I/O)."""
         if self.store is not None:
             self._store_check = await _check_store(self.store)
+        if self.maintenance is not None:
+            with contextlib.suppress(StoreError):  # the store check just said so
+                await self.maintenance.current()
 
     def checks(self) -> dict[str, Check]:
         """Every check, from what is in memory (the store's as last checked)."""
@@ -149,6 +155,8 @@ class HealthMonitor:
                 checks["store"] = self._store_check
             checks["stripe"] = self._stripe_check()
         checks["configuration"] = self._configuration_check()
+        if self.maintenance is not None and (switch := self.maintenance.last_known) is not None:
+            checks["maintenance"] = self._maintenance_check(switch)
         last_hour = self._metrics.last_hour()
         checks["paymentFailureRate"] = self._failure_rate_check(last_hour)
         checks["responseTime"] = self._response_time_check(last_hour)
@@ -189,6 +197,16 @@ class HealthMonitor:
             details["problem"] = f"the last {errors} Stripe calls got no answer"
             return Check("fail", details)
         return Check("warn" if errors else "pass", details)
+
+    @staticmethod
+    def _maintenance_check(switch: Maintenance) -> Check:
+        if not switch.enabled:
+            return Check("pass", {"enabled": False})
+        # On purpose, so not a failure (a 503 would take every replica out and stop the webhooks too).
+        return Check(
+            "warn",
+            {"enabled": True, "message": switch.message, "since": switch.changed_at, "by": switch.changed_by},
+        )
 
     def _configuration_check(self) -> Check:
         problems = configuration_problems(self._settings)

@@ -46,8 +46,16 @@ def _buckets(observations: Observations) -> Buckets:
     return buckets
 
 
-def exposition(metrics: Metrics, health: Mapping[str, bool], *, version: str, stripe_mode: str) -> bytes:
-    """The whole exposition; `health` is each health check's last verdict (True: passing)."""
+def exposition(
+    metrics: Metrics,
+    health: Mapping[str, bool],
+    *,
+    version: str,
+    stripe_mode: str,
+    maintenance: bool | None = None,
+) -> bytes:
+    """The whole exposition; `health` is each health check's verdict (True: not failing); `maintenance` the switch
+    as last read (None: no switch in this application)."""
     registry = Registry()
     collectors = {
         spec.name: _COLLECTORS[spec.kind](spec.name, spec.help, registry=registry) for spec in c.CATALOGUE
@@ -81,6 +89,8 @@ def exposition(metrics: Metrics, health: Mapping[str, bool], *, version: str, st
     gauge(c.LAST_PAYMENT_REQUEST_OK, metrics.last_payment_request_ok_at)
     gauge(c.LAST_STRIPE_OK, metrics.last_stripe_ok_at)
     gauge(c.LAST_WEBHOOK, metrics.last_webhook_at)
+    if maintenance is not None:
+        gauge(c.MAINTENANCE, 1 if maintenance else 0)
     gauge(c.START_TIME, metrics.started_at)
     for check, passing in health.items():
         gauge(c.HEALTH, 1 if passing else 0, (check,))

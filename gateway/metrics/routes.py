@@ -49,8 +49,13 @@ class MetricsRoutes:
         return _json(detailed_report(self._metrics))
 
     async def prometheus(self, _: web.Request) -> web.StreamResponse:
+        switch = self._health.maintenance.last_known if self._health.maintenance is not None else None
         body = exposition(
-            self._metrics, self._health.verdicts(), version=self._version, stripe_mode=self._stripe_mode
+            self._metrics,
+            self._health.verdicts(),
+            version=self._version,
+            stripe_mode=self._stripe_mode,
+            maintenance=switch.enabled if switch is not None else None,
         )
         return web.Response(body=body, headers={"content-type": CONTENT_TYPE, **_NO_STORE})
 

@@ -18,8 +18,10 @@ from gateway.store.base import (
     StoreUnavailable,
 )
 from gateway.store.models import (
+    MAINTENANCE_OFF,
     AuditEntry,
     Customer,
+    Maintenance,
     NewOrder,
     Order,
     OrderEffect,
@@ -34,8 +36,10 @@ from gateway.store.models import (
 )
 
 __all__ = [
+    "MAINTENANCE_OFF",
     "AuditEntry",
     "Customer",
+    "Maintenance",
     "NewOrder",
     "Order",
     "OrderEffect",

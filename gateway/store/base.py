@@ -13,6 +13,7 @@ from typing import Protocol
 from gateway.store.models import (
     AuditEntry,
     Customer,
+    Maintenance,
     NewOrder,
     Order,
     OrderEffect,
@@ -190,6 +191,17 @@ class Store(Protocol):
 
     async def note_webhook_event_failure(self, event_id: str, note: str) -> None:
         """Keep why applying a still-`received` event failed, for the operator (it stays `received`)."""
+        ...
+
+    # -- maintenance -------------------------------------------------------------------------------------------
+
+    async def get_maintenance(self) -> Maintenance:
+        """The switch as stored (MAINTENANCE_OFF if never switched)."""
+        ...
+
+    async def set_maintenance(self, enabled: bool, message: str, audit: AuditEntry) -> Maintenance:
+        """Switch on or off with `message`, in one transaction with `audit` (`audit.actor` is recorded as who
+        switched it). Returns the switch as stored."""
         ...
 
     # -- audit -------------------------------------------------------------------------------------------------

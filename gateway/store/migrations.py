@@ -196,9 +196,24 @@ _REFUND_REQUESTS: Final = (
     "CREATE INDEX webhook_events_received_at_idx ON webhook_events (received_at)",
 )
 
+_MAINTENANCE: Final = (
+    # The maintenance switch, in the store so that every replica sharing it sees the same switch: one row at most
+    # (id = 1); no row is the same as off.
+    """
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        enabled BOOLEAN NOT NULL,
+        message TEXT NOT NULL,
+        changed_at TEXT NOT NULL,
+        changed_by TEXT NOT NULL
+    )
+    """,
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "refund requests, webhook event orders", _REFUND_REQUESTS),
+    Migration(3, "maintenance switch", _MAINTENANCE),
 )
 """Append only: a released migration is never edited, a change is a new one."""
 

@@ -167,6 +167,21 @@ class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: str
 
 
+class Maintenance(msgspec.Struct, frozen=True, kw_only=True):
+    """The maintenance switch: while `enabled`, payment mutations are refused with `message`."""
+
+    enabled: bool
+    message: str
+    changed_at: str
+    """When it was last switched (empty: never)."""
+    changed_by: str
+    """Who switched it (`operator:<login>`; empty: never switched)."""
+
+
+MAINTENANCE_OFF = Maintenance(enabled=False, message="", changed_at="", changed_by="")
+"""The switch as it is before anyone turns it on."""
+
+
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
     """A Stripe Customer we created, found again by a hash of the e-mail (the address itself is not stored)."""
 

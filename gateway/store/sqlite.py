@@ -36,8 +36,10 @@ from gateway.store.base import (
 )
 from gateway.store.migrations import apply_migrations
 from gateway.store.models import (
+    MAINTENANCE_OFF,
     AuditEntry,
     Customer,
+    Maintenance,
     NewOrder,
     Order,
     OrderEffect,
@@ -163,6 +165,8 @@ _SELECT_AUDIT: Final = _select("audit_log", _AUDIT_COLUMNS, "ORDER BY id DESC LI
 _SELECT_AUDIT_OF_ORDER: Final = _select(
     "audit_log", _AUDIT_COLUMNS, "WHERE order_id = ? ORDER BY id DESC LIMIT ?"
 )
+
+_SELECT_MAINTENANCE: Final = "SELECT enabled, message, changed_at, changed_by FROM maintenance WHERE id = 1"
 
 _details_decoder: Final = msgspec.json.Decoder(dict[str, object])
 
@@ -514,6 +518,29 @@ class SqliteStore:
             write=True,
         )
 
+    # -- maintenance -------------------------------------------------------------------------------------------
+
+    async def get_maintenance(self) -> Maintenance:
+        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_MAINTENANCE, ()), write=False)
+        return _maintenance(rows)
+
+    async def set_maintenance(self, enabled: bool, message: str, audit: AuditEntry) -> Maintenance:
+        now = self._now()
+        audit_row = _audit_row(audit, now)
+
+        def work(db: sqlite3.Connection) -> Maintenance:
+            _execute(
+                db,
+                "INSERT INTO maintenance (id, enabled, message, changed_at, changed_by) VALUES (1, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, message = excluded.message,"
+                " changed_at = excluded.changed_at, changed_by = excluded.changed_by",
+                (enabled, message, now, audit.actor),
+            )
+            _execute(db, _INSERT_AUDIT, audit_row)
+            return _maintenance(_fetch(db, _SELECT_MAINTENANCE, ()))
+
+        return await self._in_transaction(work, write=True)
+
     # -- audit -------------------------------------------------------------------------------------------------
 
     async def list_audit(self, order_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
@@ -768,6 +795,13 @@ def _audit_row(audit: AuditEntry, now: str) -> list[object]:
     """Encoded before the transaction starts, so an unencodable `details` fails without touching the database."""
     details = msgspec.json.encode(audit.details).decode()
     return [audit.at or now, audit.actor, audit.request_id, audit.order_id, audit.action, details]
+
+
+def _maintenance(rows: Sequence[Sequence[Any]]) -> Maintenance:
+    if not rows:
+        return MAINTENANCE_OFF
+    enabled, message, changed_at, changed_by = rows[0]
+    return Maintenance(enabled=bool(enabled), message=message, changed_at=changed_at, changed_by=changed_by)
 
 
 def _audit_entry(row: Sequence[Any]) -> AuditEntry:

@@ -12,17 +12,17 @@ These commands open the store (`DATABASE_URL`) and nothing else: no emulator, no
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import getpass
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import msgspec
 
-from gateway.settings import ConfigurationError, Settings
-from gateway.store import Store, StoreError, WebhookEvent, WebhookEventStatus, open_store, sqlite_path
+from gateway.ops.common import existing_store as _store
+from gateway.ops.common import operator_name as _operator
+from gateway.settings import Settings
+from gateway.store import StoreError, WebhookEvent, WebhookEventStatus
 from gateway.webhooks.events import UnusableEvent, parse_event
 from gateway.webhooks.service import Receipt, WebhookService
 
@@ -143,14 +143,6 @@ async def replay_event(settings: Settings, event_id: str) -> CommandResult:
     return CommandResult(0, format_receipt(receipt))
 
 
-def _operator() -> str:
-    """Who replays, for the audit trail: `operator:<login name>`."""
-    try:
-        return f"operator:{getpass.getuser()}"
-    except (KeyError, OSError):  # no login name (a container without a passwd entry)
-        return "operator"
-
-
 # -- formatting --------------------------------------------------------------------------------------------------
 
 
@@ -218,23 +210,6 @@ def format_receipt(receipt: Receipt) -> str:
 
 
 # -- plumbing ----------------------------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[Store]:
-    """The store at DATABASE_URL, which must exist: a mistyped path or the wrong directory is an error, not a
-    new empty database."""
-    try:
-        path = sqlite_path(settings.database_url)
-    except ValueError as error:
-        raise ConfigurationError(f"DATABASE_URL: {error}") from None
-    if not path.is_file():
-        raise StoreError(f"no database at {path} (DATABASE_URL={settings.database_url})")
-    store = await open_store(settings.database_url)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def _mode_mismatch(event: WebhookEvent, settings: Settings) -> str | None:

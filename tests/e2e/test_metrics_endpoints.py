@@ -495,7 +495,15 @@ async def test_the_prometheus_exposition_passes_promtool_check_metrics(shop: Sho
 
 # -- GET /metrics/payments/health --------------------------------------------------------------------------------
 
-CHECKS = ["store", "stripe", "configuration", "paymentFailureRate", "responseTime", "recentPayment"]
+CHECKS = [
+    "store",
+    "stripe",
+    "configuration",
+    "maintenance",
+    "paymentFailureRate",
+    "responseTime",
+    "recentPayment",
+]
 
 
 def check_statuses(body: dict[str, Any]) -> dict[str, str]:

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from gateway.store import (
+    MAINTENANCE_OFF,
     AuditEntry,
     Customer,
     NewOrder,
@@ -571,6 +572,18 @@ async def test_receiving_an_event_that_cannot_be_applied_records_nothing(store: 
     assert await store.get_webhook_event("evt_1") is None  # the caller records it on its own
 
 
+async def test_the_maintenance_switch_is_off_until_switched_and_audited(store: Store) -> None:
+    assert await store.get_maintenance() == MAINTENANCE_OFF
+
+    on = await store.set_maintenance(True, "Back at 03:30", audit("maintenance.on", None))
+    assert (on.enabled, on.message, on.changed_by) == (True, "Back at 03:30", "user_1")
+    assert ISO.match(on.changed_at)
+    assert await store.get_maintenance() == on
+    off = await store.set_maintenance(False, "", audit("maintenance.off", None))
+    assert (await store.get_maintenance()).enabled is False == off.enabled
+    assert [entry.action for entry in await store.list_audit()][:2] == ["maintenance.off", "maintenance.on"]
+
+
 async def test_a_failure_half_way_through_applying_leaves_no_trace(store: Store) -> None:
     await store.create_order(new_order(), audit("order.created"))
     await store.create_order(new_order("ord_2"), audit("order.created", "ord_2"))
@@ -746,12 +759,13 @@ async def _migration_rows(database: Path) -> list[tuple[int, str, str]]:
 
 
 async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: Path) -> None:
-    assert LATEST_VERSION == MIGRATIONS[-1].version == 2
+    assert LATEST_VERSION == MIGRATIONS[-1].version == 3
     await (await SqliteStore.open(database)).close()
     rows = await _migration_rows(database)
     assert [(version, name) for version, name, _ in rows] == [
         (1, "initial schema"),
         (2, "refund requests, webhook event orders"),
+        (3, "maintenance switch"),
     ]
     assert all(ISO.match(applied_at) for _, _, applied_at in rows)
 
@@ -760,10 +774,10 @@ async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: 
     async with aiosqlite.connect(database, isolation_level=None) as connection:
         assert await apply_migrations(connection, lambda: "x") == []
         await connection.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (3, 'from the future', 'x')"
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (4, 'from the future', 'x')"
         )
 
-    with pytest.raises(StoreError, match="version 3"):
+    with pytest.raises(StoreError, match="version 4"):
         await SqliteStore.open(database)
 
 

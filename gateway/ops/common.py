@@ -1,0 +1,37 @@
+"""What the operators' commands share: who runs them, and the store they act on."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+from collections.abc import AsyncIterator
+
+from gateway.settings import ConfigurationError, Settings
+from gateway.store import Store, StoreError, open_store, sqlite_path
+
+__all__ = ["existing_store", "operator_name"]
+
+
+def operator_name() -> str:
+    """Who runs the command, for the audit trail: `operator:<login name>`."""
+    try:
+        return f"operator:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "operator"
+
+
+@contextlib.asynccontextmanager
+async def existing_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store at DATABASE_URL, which must exist: a mistyped path or the wrong directory is an error, not a
+    new empty database."""
+    try:
+        path = sqlite_path(settings.database_url)
+    except ValueError as error:
+        raise ConfigurationError(f"DATABASE_URL: {error}") from None
+    if not path.is_file():
+        raise StoreError(f"no database at {path} (DATABASE_URL={settings.database_url})")
+    store = await open_store(settings.database_url)
+    try:
+        yield store
+    finally:
+        await store.close()
