@@ -47,6 +47,11 @@ class Issue(msgspec.Struct, omit_defaults=True):
     received: str | None = None
 
 
+def epoch_iso(seconds: float) -> str:
+    """Unix seconds as `js_iso` writes them."""
+    return js_iso(datetime.datetime.fromtimestamp(seconds, datetime.UTC))
+
+
 def js_iso(moment: datetime.datetime) -> str:
     """A datetime as JavaScript's `Date.toISOString()` writes it: UTC, milliseconds, `Z` (naive counts as UTC).
 

@@ -108,9 +108,13 @@ def _payment_services(
         try:
             yield
         finally:
-            await health_watch.stop()
-            await stripe.close()
-            await store.close()
+            try:
+                await health_watch.stop()
+            finally:
+                try:
+                    await stripe.close()
+                finally:
+                    await store.close()
 
     return open_and_close
 

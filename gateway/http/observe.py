@@ -8,6 +8,7 @@ runbook greps for). Every request is also counted, by route and status, in the g
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -147,8 +148,9 @@ def request_observer(log: BufferedLog, metrics: Metrics) -> Callable[[str, Handl
                 http_error.headers[REQUEST_ID_HEADER] = request_id
                 log_outcome(route, request, request_id, http_error.status, http_error.content_length, started)
                 raise
-            except ConnectionResetError:
-                # The client went away mid-request: nobody gets an answer, and it is not a server error.
+            except (ConnectionResetError, asyncio.CancelledError):
+                # The client went away mid-request, or the server stopped waiting for it (shutdown): nobody gets an
+                # answer, and a payment request that was logged as started still gets its end line.
                 log_outcome(
                     route, request, request_id, ErrorCode.CLIENT_CLOSED_REQUEST.http_status, 0, started
                 )

@@ -109,7 +109,8 @@ WEBHOOK_LAG: Final = MetricSpec(
 PAYMENTS: Final = MetricSpec(
     "gateway_payments_total",
     Kind.COUNTER,
-    "Payment outcomes reported by Stripe's webhooks and applied to orders: succeeded, failed, canceled, refunded.",
+    "Payment outcomes applied to orders, from Stripe's webhooks or its answers to the gateway (whichever came "
+    "first; never both): succeeded, failed (an order newly failed, not each decline), canceled, refunded.",
     ("outcome", "currency"),
 )
 PAYMENT_AMOUNTS: Final = MetricSpec(
@@ -121,7 +122,7 @@ PAYMENT_AMOUNTS: Final = MetricSpec(
 LAST_PAYMENT_SUCCEEDED: Final = MetricSpec(
     "gateway_last_payment_succeeded_timestamp_seconds",
     Kind.GAUGE,
-    "When a payment_intent.succeeded event last moved an order to succeeded (the process start until then).",
+    "When an order last became succeeded (webhook or Stripe's answer; the process start until then).",
 )
 LAST_PAYMENT_REQUEST_OK: Final = MetricSpec(
     "gateway_last_payment_request_success_timestamp_seconds",

@@ -1,9 +1,9 @@
 """`GET /metrics/payments/health`: is this gateway fit to take payments, and what needs a look.
 
 Each check is `pass`, `warn` or `fail`. Any `fail` makes the gateway `unhealthy`, answered 503 so a load balancer
-takes this replica out: the store does not answer, the configuration cannot work, or Stripe is unreachable from
-here. A `warn` (the seed's alert conditions: failure rate, slow payments, no payment for 30 minutes) makes it
-`degraded`, still 200: those are for a person to look at, and taking replicas out would not fix them.
+takes this replica out: its store fails, or its configuration cannot work. A `warn` makes it `degraded`, still
+200: Stripe not answering, a busy store, maintenance, and the seed's alert conditions (failure rate, slow payments,
+no payment for 30 minutes) are for a person to look at; taking replicas out would not fix them.
 
 Cheap enough to poll every second: the store check is one `SELECT 1`; Stripe is never called by a probe. What is
 known of Stripe comes from the gateway's own calls, and from `HealthWatch`, which asks Stripe something cheap when
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from typing import Final, Literal
 
 from loguru import logger
 
-from gateway.codec import js_iso
+from gateway.codec import epoch_iso
 from gateway.maintenance import MaintenanceSwitch
-from gateway.metrics.recorder import OK, Figures, Metrics, payment_calls
+from gateway.metrics.recorder import Metrics, PaymentTotals
 from gateway.settings import Settings
 from gateway.store import Maintenance, Store, StoreError
 
@@ -38,12 +37,10 @@ FAILURE_RATE_THRESHOLD: Final = 0.05
 RESPONSE_TIME_THRESHOLD: Final = 2.0
 NO_PAYMENT_THRESHOLD: Final = 30 * 60
 STRIPE_ERRORS_IN_A_ROW: Final = 5
+STRIPE_PING_TIMEOUT: Final = 10.0
+"""The background Stripe call gives up after this (the client's own retries could take a minute)."""
 STRIPE_IDLE_SECONDS: Final = 60.0
 """With no Stripe call for this long, `HealthWatch` makes one, so the health's Stripe figure stays current."""
-
-
-def _iso(epoch: float) -> str:
-    return js_iso(datetime.datetime.fromtimestamp(epoch, datetime.UTC))
 
 
 def configuration_problems(settings: Settings) -> list[str]:
@@ -92,25 +89,43 @@ class HealthWatch:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="health-watch")
 
     async def stop(self) -> None:
+        """Cancel the loop and wait until it has ended (it never raises: see `_run`)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])
 
     async def tick(self) -> None:
-        """Check the store; ask Stripe, unless the gateway did recently."""
+        """Check the store; ask Stripe, unless the gateway did recently. The two run side by side, so a Stripe
+        call that hangs (up to STRIPE_PING_TIMEOUT) never makes the store's verdict stale."""
+        # return_exceptions: both always finish (no check left running on its own), and a cancellation of the
+        # watch reaches both and comes out of here as one.
+        for outcome in await asyncio.gather(
+            self._check_store(), self._check_stripe(), return_exceptions=True
+        ):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _check_store(self) -> None:
         if self._monitor is not None:
             await self._monitor.check_store()
+
+    async def _check_stripe(self) -> None:
         last = self._metrics.last_stripe_call_at
-        if last is None or self._metrics.now() - last >= STRIPE_IDLE_SECONDS:
-            try:
-                await self._ping()
-            except Exception as error:  # the outcome is recorded by Metrics, through the Stripe client's hook
-                logger.bind(error=type(error).__name__).debug("stripe_watch_failed")
+        if last is not None and self._metrics.now() - last < STRIPE_IDLE_SECONDS:
+            return
+        try:
+            await asyncio.wait_for(self._ping(), STRIPE_PING_TIMEOUT)
+        except Exception as error:  # the outcome is recorded by Metrics, through the Stripe client's hook
+            logger.bind(error=type(error).__name__).debug("stripe_watch_failed")
 
     async def _run(self) -> None:
         while True:
-            await self.tick()
+            try:
+                await self.tick()
+            except (
+                Exception
+            ) as error:  # a bug, not an outage (those are verdicts): keep watching, say it once
+                logger.opt(exception=error).error("health_watch_failed")
             await asyncio.sleep(self._interval)
 
 
@@ -118,9 +133,12 @@ async def _check_store(store: Store) -> Check:
     started = time.perf_counter()
     try:
         await asyncio.wait_for(store.ping(), STORE_TIMEOUT)
-    except (StoreError, TimeoutError) as error:
-        reason = "no answer within 1 s" if isinstance(error, TimeoutError) else str(error)
-        return Check("fail", {"error": reason})
+    except TimeoutError:
+        # Busy (queued behind writes, or another process holding the write lock), not gone: a warning, or every
+        # replica would leave the load balancer at the first burst of writes.
+        return Check("warn", {"error": f"no answer within {STORE_TIMEOUT:g} s (busy?)"})
+    except StoreError as error:
+        return Check("fail", {"error": str(error)})
     return Check("pass", {"durationSeconds": f"{time.perf_counter() - started:.3f}"})
 
 
@@ -157,7 +175,7 @@ class HealthMonitor:
         checks["configuration"] = self._configuration_check()
         if self.maintenance is not None and (switch := self.maintenance.last_known) is not None:
             checks["maintenance"] = self._maintenance_check(switch)
-        last_hour = self._metrics.last_hour()
+        last_hour = self._metrics.payment_totals(last_hour=True)
         checks["paymentFailureRate"] = self._failure_rate_check(last_hour)
         checks["responseTime"] = self._response_time_check(last_hour)
         checks["recentPayment"] = self._recent_payment_check()
@@ -177,7 +195,7 @@ class HealthMonitor:
         now = metrics.now()
         body: dict[str, object] = {
             "status": overall,
-            "timestamp": _iso(now),
+            "timestamp": epoch_iso(now),
             "uptimeSeconds": round(now - metrics.started_at, 3),
             "version": self._version,
             "stripeMode": "test" if self._settings.stripe_test_mode else "live",
@@ -190,12 +208,13 @@ class HealthMonitor:
         errors = metrics.stripe_consecutive_errors
         details: dict[str, object] = {
             "consecutiveErrors": errors,
-            "lastSuccessAt": _iso(metrics.last_stripe_ok_at),
-            "lastCallAt": _iso(metrics.last_stripe_call_at) if metrics.last_stripe_call_at else None,
+            "lastSuccessAt": epoch_iso(metrics.last_stripe_ok_at) if metrics.last_stripe_ok_at else None,
+            "lastCallAt": epoch_iso(metrics.last_stripe_call_at) if metrics.last_stripe_call_at else None,
         }
         if errors >= STRIPE_ERRORS_IN_A_ROW:
             details["problem"] = f"the last {errors} Stripe calls got no answer"
-            return Check("fail", details)
+        # A warning, never a failure: Stripe out of reach is the same for every replica, and a 503 on all of them
+        # would also stop Stripe's webhooks and the status queries (the StripeConsecutiveErrors alert pages).
         return Check("warn" if errors else "pass", details)
 
     @staticmethod
@@ -213,12 +232,9 @@ class HealthMonitor:
         return Check("fail" if problems else "pass", {"problems": problems})
 
     @staticmethod
-    def _failure_rate_check(last_hour: Figures) -> Check:
-        total = failed = 0
-        for (_, _, _, code), n in payment_calls(last_hour):
-            total += n
-            failed += 0 if code == OK else n
-        rate = failed / total if total else 0.0
+    def _failure_rate_check(last_hour: PaymentTotals) -> Check:
+        total, success, _ = last_hour
+        rate = (total - success) / total if total else 0.0
         details: dict[str, object] = {
             "value": f"{100 * rate:.2f}%",
             "threshold": f"{100 * FAILURE_RATE_THRESHOLD:.2f}%",
@@ -228,13 +244,9 @@ class HealthMonitor:
         return Check("warn" if rate > FAILURE_RATE_THRESHOLD else "pass", details)
 
     @staticmethod
-    def _response_time_check(last_hour: Figures) -> Check:
-        count = seconds = 0.0
-        for (procedure, _, _), histogram in last_hour.call_seconds.items():
-            if procedure.startswith("stripe."):
-                count += histogram.count
-                seconds += histogram.sum
-        mean = seconds / count if count else 0.0
+    def _response_time_check(last_hour: PaymentTotals) -> Check:
+        total, _, seconds = last_hour
+        mean = seconds / total if total else 0.0
         details: dict[str, object] = {
             "value": f"{mean:.3f}s",
             "threshold": f"{RESPONSE_TIME_THRESHOLD:.3f}s",
@@ -245,10 +257,10 @@ class HealthMonitor:
     def _recent_payment_check(self) -> Check:
         metrics = self._metrics
         # Counted from the process start until a payment succeeds: a restart is not a 30-minute silence.
-        idle = metrics.now() - metrics.last_payment_succeeded_at
-        paid = metrics.payment_succeeded_since_start
+        last = metrics.last_payment_succeeded_at
+        idle = metrics.now() - (last if last is not None else metrics.started_at)
         details: dict[str, object] = {
-            "lastSucceededAt": _iso(metrics.last_payment_succeeded_at) if paid else None,
+            "lastSucceededAt": epoch_iso(last) if last is not None else None,
             "threshold": f"{NO_PAYMENT_THRESHOLD}s",
         }
         return Check("warn" if idle > NO_PAYMENT_THRESHOLD else "pass", details)

@@ -72,7 +72,7 @@ def exposition(
     def gauge(spec: MetricSpec, value: float, labels: tuple[str, ...] = ()) -> None:
         collectors[spec.name].set_value(_labels(spec, labels), value)
 
-    total = metrics.total
+    total = metrics.since_start(fine=False)  # no percentiles here: Prometheus computes them from the buckets
     count(c.PROCEDURE_CALLS, total.calls.items())
     observed(c.PROCEDURE_DURATION, total.call_seconds.items())
     observed(c.BATCH_SIZE, (((transport,), h) for transport, h in total.batch_sizes.items()))
@@ -85,10 +85,11 @@ def exposition(
     observed(c.WEBHOOK_LAG, (((event_type,), h) for event_type, h in total.webhook_lag.items()))
     count(c.PAYMENTS, ((key, n) for key, (n, _) in total.payments.items()))
     count(c.PAYMENT_AMOUNTS, ((key, amount) for key, (_, amount) in total.payments.items()))
-    gauge(c.LAST_PAYMENT_SUCCEEDED, metrics.last_payment_succeeded_at)
-    gauge(c.LAST_PAYMENT_REQUEST_OK, metrics.last_payment_request_ok_at)
-    gauge(c.LAST_STRIPE_OK, metrics.last_stripe_ok_at)
-    gauge(c.LAST_WEBHOOK, metrics.last_webhook_at)
+    # Before the first one, the process start: "nothing for 30 minutes" then counts from the start.
+    gauge(c.LAST_PAYMENT_SUCCEEDED, metrics.last_payment_succeeded_at or metrics.started_at)
+    gauge(c.LAST_PAYMENT_REQUEST_OK, metrics.last_payment_request_ok_at or metrics.started_at)
+    gauge(c.LAST_STRIPE_OK, metrics.last_stripe_ok_at or metrics.started_at)
+    gauge(c.LAST_WEBHOOK, metrics.last_webhook_at or metrics.started_at)
     if maintenance is not None:
         gauge(c.MAINTENANCE, 1 if maintenance else 0)
     gauge(c.START_TIME, metrics.started_at)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 from gateway.metrics.catalogue import BATCH_BUCKETS, DURATION_BUCKETS, LAG_BUCKETS
 from gateway.metrics.histogram import Histogram
 
-__all__ = ["PAYMENT_PROCEDURE_PREFIX", "STRIPE_UNANSWERED", "Figures", "Metrics"]
+__all__ = ["OK", "PAYMENT_PROCEDURE_PREFIX", "STRIPE_UNANSWERED", "Figures", "Metrics", "PaymentTotals"]
 
 PAYMENT_PROCEDURE_PREFIX: Final = "stripe."
 """A call of a procedure under this prefix is a payment request (the seed's totalPayments)."""
@@ -45,12 +45,12 @@ def _add_counts(mine: dict[K, int], theirs: dict[K, int]) -> None:
         mine[key] = mine.get(key, 0) + n
 
 
-def _add_histograms(mine: dict[K, Histogram], theirs: dict[K, Histogram]) -> None:
+def _add_histograms(mine: dict[K, Histogram], theirs: dict[K, Histogram], fine: bool) -> None:
     for key, histogram in theirs.items():
         target = mine.get(key)
         if target is None:
             target = mine[key] = Histogram(histogram.bounds)
-        target.merge(histogram)
+        target.merge(histogram, fine=fine)
 
 
 @dataclass(slots=True)
@@ -69,20 +69,28 @@ class Figures:
     payments: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     """(outcome, currency) -> [count, amount in minor units]"""
 
-    def merge(self, other: Figures) -> None:
+    def merge(self, other: Figures, *, fine: bool = True) -> None:
+        """Add `other`'s figures to these (histograms without their fine buckets unless `fine`)."""
         _add_counts(self.calls, other.calls)
         _add_counts(self.http, other.http)
         _add_counts(self.stripe, other.stripe)
         _add_counts(self.webhooks, other.webhooks)
-        _add_histograms(self.call_seconds, other.call_seconds)
-        _add_histograms(self.batch_sizes, other.batch_sizes)
-        _add_histograms(self.http_seconds, other.http_seconds)
-        _add_histograms(self.stripe_seconds, other.stripe_seconds)
-        _add_histograms(self.webhook_lag, other.webhook_lag)
+        _add_histograms(self.call_seconds, other.call_seconds, fine)
+        _add_histograms(self.batch_sizes, other.batch_sizes, fine)
+        _add_histograms(self.http_seconds, other.http_seconds, fine)
+        _add_histograms(self.stripe_seconds, other.stripe_seconds, fine)
+        _add_histograms(self.webhook_lag, other.webhook_lag, fine)
         for key, (count, amount) in other.payments.items():
             totals = self.payments.setdefault(key, [0, 0])
             totals[0] += count
             totals[1] += amount
+
+
+class PaymentTotals(NamedTuple):
+    requests: int
+    successes: int
+    seconds: float
+    """Summed duration of those requests."""
 
 
 class Metrics:
@@ -99,12 +107,12 @@ class Metrics:
         self.stripe_consecutive_errors = 0
         self.last_payment_request_at: float | None = None
         """When a payment request last ended (any outcome): the seed summary's lastUpdated."""
-        self.last_payment_request_ok_at = self.started_at
-        self.last_payment_succeeded_at = self.started_at
-        self.payment_succeeded_since_start = False
-        self.last_stripe_ok_at = self.started_at
+        # When each last happened; None: not since the process started.
+        self.last_payment_request_ok_at: float | None = None
+        self.last_payment_succeeded_at: float | None = None
+        self.last_stripe_ok_at: float | None = None
         self.last_stripe_call_at: float | None = None
-        self.last_webhook_at = self.started_at
+        self.last_webhook_at: float | None = None
 
     # -- recording (hot path) ------------------------------------------------------------------------------------
 
@@ -182,35 +190,43 @@ class Metrics:
         totals[1] += amount
         if outcome == "succeeded":
             self.last_payment_succeeded_at = self._clock()
-            self.payment_succeeded_since_start = True
 
     # -- reading -------------------------------------------------------------------------------------------------
 
     def now(self) -> float:
         return self._clock()
 
-    @property
-    def total(self) -> Figures:
-        """Everything since the process started, merged (a copy: up to 61 merges, for a reader, never the hot
-        path)."""
+    def _spans(self, last_hour: bool) -> list[Figures]:
         self._minute()  # folds the minutes that left the window, so none is counted twice or lost
+        spans = [figures for _, figures in sorted(self._minutes.items())]
+        return spans if last_hour else [self._older, *spans]
+
+    def since_start(self, *, fine: bool = True) -> Figures:
+        """Everything since the process started, merged: up to 61 merges, for a reader, never the hot path.
+        Without `fine`, histograms keep their Prometheus buckets only (no percentiles): much cheaper."""
         merged = Figures()
-        merged.merge(self._older)
-        for figures in self._minutes.values():
-            merged.merge(figures)
+        for figures in self._spans(last_hour=False):
+            merged.merge(figures, fine=fine)
         return merged
 
-    def last_hour(self) -> Figures:
+    def last_hour(self, *, fine: bool = True) -> Figures:
         """The figures of the last sixty minutes (the current one included), merged."""
-        self._minute()
-        current = self._minute_now
         merged = Figures()
-        for minute, figures in sorted(self._minutes.items()):
-            if minute > current - WINDOW_MINUTES:
-                merged.merge(figures)
+        for figures in self._spans(last_hour=True):
+            merged.merge(figures, fine=fine)
         return merged
 
-
-def payment_calls(figures: Figures) -> Iterable[tuple[CallKey, int]]:
-    """The calls that are payment requests."""
-    return ((key, n) for key, n in figures.calls.items() if key[0].startswith(PAYMENT_PROCEDURE_PREFIX))
+    def payment_totals(self, *, last_hour: bool) -> PaymentTotals:
+        """Payment requests, successes and their summed duration, without merging anything: what the summary and
+        the health need, for a few dictionary walks (a probe may come every second)."""
+        total = success = 0
+        seconds = 0.0
+        for figures in self._spans(last_hour):
+            for (procedure, _, _, code), n in figures.calls.items():
+                if procedure.startswith(PAYMENT_PROCEDURE_PREFIX):
+                    total += n
+                    success += n if code == OK else 0
+            for (procedure, _, _), histogram in figures.call_seconds.items():
+                if procedure.startswith(PAYMENT_PROCEDURE_PREFIX):
+                    seconds += histogram.sum
+        return PaymentTotals(total, success, seconds)

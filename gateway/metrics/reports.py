@@ -3,34 +3,23 @@
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Mapping
 from typing import Final
 
-from gateway.codec import js_iso
+from gateway.codec import epoch_iso
 from gateway.metrics.catalogue import LAG_BUCKETS
 from gateway.metrics.histogram import Histogram
-from gateway.metrics.recorder import OK, Figures, Metrics, payment_calls
+from gateway.metrics.recorder import Figures, Metrics, PaymentTotals
 
 __all__ = ["detailed_report", "payment_summary"]
 
 PERCENTILES: Final = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
 
-def _iso(epoch: float) -> str:
-    return js_iso(datetime.datetime.fromtimestamp(epoch, datetime.UTC))
-
-
-def _window_summary(figures: Figures) -> dict[str, object]:
-    """The seed's counts for one span: payment requests (stripe.* calls), how many succeeded (OK) or failed (any
-    error code), the success rate as "94.67%" and the mean duration as "0.234s". Without a payment request, both
-    are zero: "0.00%" and "0.000s" (nothing succeeded, nothing was slow)."""
-    total = success = 0
-    for (_, _, _, code), n in payment_calls(figures):
-        total += n
-        if code == OK:
-            success += n
-    seconds = sum(h.sum for key, h in figures.call_seconds.items() if key[0].startswith("stripe."))
+def _summary(totals: PaymentTotals) -> dict[str, object]:
+    """The seed's counts: payment requests (stripe.* calls), how many succeeded (OK) or failed (any error code),
+    the success rate as "94.67%" and the mean duration as "0.234s". Without a payment request, both are zero:
+    "0.00%" and "0.000s" (nothing succeeded, nothing was slow)."""
+    total, success, seconds = totals
     return {
         "totalPayments": total,
         "successCount": success,
@@ -43,9 +32,9 @@ def _window_summary(figures: Figures) -> dict[str, object]:
 def payment_summary(metrics: Metrics) -> dict[str, object]:
     """`GET /metrics/payments`: since this process started. `lastUpdated` is when the last payment request ended
     (when the process started, before any)."""
-    summary = _window_summary(metrics.total)
+    summary = _summary(metrics.payment_totals(last_hour=False))
     last = metrics.last_payment_request_at
-    summary["lastUpdated"] = _iso(last if last is not None else metrics.started_at)
+    summary["lastUpdated"] = epoch_iso(last if last is not None else metrics.started_at)
     return summary
 
 
@@ -58,7 +47,7 @@ def _latency(histogram: Histogram | None) -> dict[str, float | None]:
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+    return None if value is None else round(value, 6)  # seconds, to the microsecond
 
 
 def _bump(table: dict[str, int], key: str, n: int) -> None:
@@ -153,9 +142,9 @@ def _batches(figures: Figures) -> dict[str, object]:
     }
 
 
-def _window(figures: Figures) -> dict[str, object]:
+def _window(figures: Figures, totals: PaymentTotals) -> dict[str, object]:
     return {
-        "payments": _window_summary(figures),
+        "payments": _summary(totals),
         "procedures": _procedures(figures),
         "stripe": _stripe(figures),
         "webhooks": _webhooks(figures),
@@ -165,18 +154,23 @@ def _window(figures: Figures) -> dict[str, object]:
     }
 
 
-def detailed_report(metrics: Metrics, health: Mapping[str, object] | None = None) -> dict[str, object]:
+def _when(epoch: float | None) -> str | None:
+    return epoch_iso(epoch) if epoch is not None else None
+
+
+def detailed_report(metrics: Metrics) -> dict[str, object]:
     """`GET /metrics/payments/detailed`: the same figures since the process started and over the last hour.
     Latencies are in seconds (p50/p95/p99 within 10 %, from log-spaced buckets); amounts in minor units."""
     now = metrics.now()
     return {
-        "generatedAt": _iso(now),
-        "startedAt": _iso(metrics.started_at),
+        "generatedAt": epoch_iso(now),
+        "startedAt": epoch_iso(metrics.started_at),
         "uptimeSeconds": round(now - metrics.started_at, 3),
         "stripeConsecutiveErrors": metrics.stripe_consecutive_errors,
-        "lastPaymentSucceededAt": _iso(metrics.last_payment_succeeded_at),
-        "lastStripeSuccessAt": _iso(metrics.last_stripe_ok_at),
-        "lastWebhookAt": _iso(metrics.last_webhook_at),
-        "sinceStart": _window(metrics.total),
-        "lastHour": _window(metrics.last_hour()),
+        # null: not since the process started
+        "lastPaymentSucceededAt": _when(metrics.last_payment_succeeded_at),
+        "lastStripeSuccessAt": _when(metrics.last_stripe_ok_at),
+        "lastWebhookAt": _when(metrics.last_webhook_at),
+        "sinceStart": _window(metrics.since_start(), metrics.payment_totals(last_hour=False)),
+        "lastHour": _window(metrics.last_hour(), metrics.payment_totals(last_hour=True)),
     }

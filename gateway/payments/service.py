@@ -162,11 +162,17 @@ class PaymentService:
 
     def _count_outcome(self, before: Order, after: Order) -> None:
         """Payment outcomes the gateway learns from Stripe's answers (webhooks count theirs): a payment seen
-        succeeded, canceled or failed before its webhook, a refund made here or found at Stripe. The webhook that
-        follows changes nothing, so nothing is counted twice."""
+        succeeded, canceled or failed before its webhook. The webhook that follows changes nothing, so nothing
+        is counted twice (`before` is the version the update replaced: a concurrent change fails it)."""
         outcome = change_outcome(before, after)
         if outcome is not None:
             self._metrics.payment(outcome[0], after.currency, outcome[1])
+
+    def _count_refunded(self, order: Order, refunded_now: int) -> None:
+        """A refund made here or found at Stripe: what the store says it added to the order's total, in the same
+        transaction, so a webhook that raised it meanwhile is counted by the webhook only."""
+        if refunded_now > 0:
+            self._metrics.payment("refunded", order.currency, refunded_now)
 
     @asynccontextmanager
     async def _order_lock(self, order_id: str) -> AsyncIterator[None]:
@@ -629,8 +635,10 @@ class PaymentService:
             audit = self._audit(
                 actor, "order.refund_total_synced", order.order_id, amountRefunded=charge.amount_refunded
             )
-            raised = await self._store.raise_amount_refunded(order.order_id, charge.amount_refunded, audit)
-            self._count_outcome(order, raised)
+            raised, refunded_now = await self._store.raise_amount_refunded(
+                order.order_id, charge.amount_refunded, audit
+            )
+            self._count_refunded(raised, refunded_now)
         refundable = paid.captured - charge.amount_refunded
         if refundable <= 0:
             raise TRPCError(ErrorCode.CONFLICT, f'Order "{order.order_id}" is already fully refunded')
@@ -761,12 +769,10 @@ class PaymentService:
             amount=refund.amount,
             amountRefunded=total,
         )
-        before = await self._order(request.order_id)
-        after = await self._store.finish_refund_request(
+        after, refunded_now = await self._store.finish_refund_request(
             request.id, record, msgspec.json.encode(result), total, audit
         )
-        # `before` is read just now, so a charge.refunded webhook applied earlier is not counted again here.
-        self._count_outcome(before, after)
+        self._count_refunded(after, refunded_now)
         return result
 
     async def _settle_pending_refund(self, order: Order, actor: Actor) -> RefundRequest | None:

@@ -91,9 +91,12 @@ class Store(Protocol):
         Raises StaleOrder if the version moved, OrderNotFound if there is no such order."""
         ...
 
-    async def raise_amount_refunded(self, order_id: str, amount_refunded: int, audit: AuditEntry) -> Order:
+    async def raise_amount_refunded(
+        self, order_id: str, amount_refunded: int, audit: AuditEntry
+    ) -> tuple[Order, int]:
         """Set the order's refunded amount to `max(current, amount_refunded)`: refund totals only grow, so a late
-        or repeated report can never lower them. Writes `audit` only if the amount changed. OrderNotFound if none."""
+        or repeated report can never lower them. Writes `audit` only if the amount changed. Returns the order and
+        how much its refunded total rose (0: it did not). OrderNotFound if none."""
         ...
 
     async def list_payment_intents(self, order_id: str) -> list[PaymentIntentRecord]:
@@ -125,10 +128,11 @@ class Store(Protocol):
 
     async def finish_refund_request(
         self, request_id: str, refund: Refund, result: bytes, amount_refunded: int, audit: AuditEntry
-    ) -> Order:
+    ) -> tuple[Order, int]:
         """In one transaction: record `refund` (kept if already recorded, now linked to the request), mark the
         request succeeded with `result` (if still pending), raise the order's refunded total to `amount_refunded`
-        (never lowered), write `audit`. Returns the order."""
+        (never lowered), write `audit`. Returns the order and how much its refunded total rose (0: a webhook had
+        raised it already)."""
         ...
 
     async def close_refund_request(

@@ -291,14 +291,18 @@ class SqliteStore:
 
         return await self._in_transaction(work, write=True)
 
-    async def raise_amount_refunded(self, order_id: str, amount_refunded: int, audit: AuditEntry) -> Order:
+    async def raise_amount_refunded(
+        self, order_id: str, amount_refunded: int, audit: AuditEntry
+    ) -> tuple[Order, int]:
         now = self._now()
         audit_row = _audit_row(audit, now)
 
-        def work(db: sqlite3.Connection) -> Order:
+        def work(db: sqlite3.Connection) -> tuple[Order, int]:
+            before = _fetch_existing_order(db, order_id).amount_refunded
             if _raise_refunded(db, order_id, amount_refunded, now):
                 _execute(db, _INSERT_AUDIT, audit_row)
-            return _fetch_existing_order(db, order_id)
+            order = _fetch_existing_order(db, order_id)
+            return order, order.amount_refunded - before
 
         return await self._in_transaction(work, write=True)
 
@@ -365,7 +369,7 @@ class SqliteStore:
 
     async def finish_refund_request(
         self, request_id: str, refund: Refund, result: bytes, amount_refunded: int, audit: AuditEntry
-    ) -> Order:
+    ) -> tuple[Order, int]:
         now = self._now()
         refund_row = _row(
             msgspec.structs.replace(
@@ -375,7 +379,8 @@ class SqliteStore:
         )
         audit_row = _audit_row(audit, now)
 
-        def work(db: sqlite3.Connection) -> Order:
+        def work(db: sqlite3.Connection) -> tuple[Order, int]:
+            before = _fetch_existing_order(db, refund.order_id).amount_refunded
             _execute(db, _LINK_REFUND, refund_row)
             finished = _execute(
                 db,
@@ -386,7 +391,8 @@ class SqliteStore:
             raised = _raise_refunded(db, refund.order_id, amount_refunded, now)
             if finished or raised:
                 _execute(db, _INSERT_AUDIT, audit_row)
-            return _fetch_existing_order(db, refund.order_id)
+            order = _fetch_existing_order(db, refund.order_id)
+            return order, order.amount_refunded - before
 
         return await self._in_transaction(work, write=True)
 

@@ -11,7 +11,7 @@ import asyncio
 import time
 import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 
@@ -20,7 +20,7 @@ from loguru import logger
 
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
-from gateway.metrics.recorder import Metrics
+from gateway.metrics.recorder import OK, Metrics
 from gateway.registry import Procedure, Registry
 from gateway.settings import Settings
 from gateway.trpc import request as wire
@@ -82,6 +82,9 @@ class CallResult:
     extra_headers: Mapping[str, str] | None = None
     started: float = 0.0
     """`perf_counter()` when the call began (for its duration in the metrics)."""
+    ended: float = field(default_factory=time.perf_counter)
+    """`perf_counter()` when the procedure was done (set again by `_run` for an async one): a call's duration is
+    its own, not that of the slowest call of its batch, whose answers all go out together."""
     transport: str = TRANSPORT_SINGLE
 
 
@@ -224,7 +227,14 @@ class TrpcResolver:
 
     async def _run(self, call: CallResult, ctx: CallContext, value: object) -> CallResult:
         """`call` (no outcome yet) once the procedure has run."""
-        assert call.procedure is not None
+        try:
+            return await self._outcome(call, ctx, value)
+        finally:
+            call.ended = time.perf_counter()
+
+    async def _outcome(self, call: CallResult, ctx: CallContext, value: object) -> CallResult:
+        if call.procedure is None:  # pragma: no cover - `_begin` answers unknown paths itself
+            raise LookupError(call.path)
         try:
             output = await call.procedure.invoke(ctx, value)
         except asyncio.CancelledError as exc:
@@ -280,8 +290,8 @@ class TrpcResolver:
             proc.path if proc is not None else UNKNOWN_PROCEDURE,
             proc.kind if proc is not None else UNKNOWN_PROCEDURE,
             result.transport,
-            "OK" if result.error is None else result.error.code.name,
-            time.perf_counter() - result.started,
+            OK if result.error is None else result.error.code.name,
+            result.ended - result.started,
         )
 
     def _jsonl_line(self, result: CallResult, transformer: Transformer) -> bytes:

@@ -269,7 +269,7 @@ async def test_the_detailed_report_breaks_calls_down_by_procedure_code_transport
             assert entry["calls"] == sum(by_code.values()), (window, procedure)
             assert_latency(entry["latencySeconds"])
         # Batches: the mutations' POST and the queries' GET of the first round (two calls each), the refund alone.
-        assert figures["batches"] == {"http_batch": {"requests": 3, "meanCalls": 1.6667, "maxCalls": 2}}
+        assert figures["batches"] == {"http_batch": {"requests": 3, "meanCalls": 1.666667, "maxCalls": 2}}
 
         stripe = figures["stripe"]
         operations = stripe["byOperation"]

@@ -3,6 +3,8 @@ the test moves. Stripe is never called by a probe: its check reads what the gate
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from gateway.metrics.health import HealthMonitor, HealthWatch, configuration_problems
 from gateway.metrics.recorder import Metrics
 from gateway.settings import Settings
+from gateway.store import AuditEntry
 from gateway.store.sqlite import SqliteStore
 from tests.metrics.clock import START, Clock
 
@@ -75,23 +78,49 @@ async def test_an_unreachable_store_is_unhealthy_503(store: SqliteStore, metrics
     assert monitor.verdicts()["store"] is False  # what the Prometheus gauge shows until the next check
 
 
-async def test_stripe_errors_in_a_row_fail_and_an_answer_clears_them(
+async def test_stripe_errors_in_a_row_warn_without_503_and_an_answer_clears_them(
     store: SqliteStore, metrics: Metrics
 ) -> None:
+    """Stripe out of reach is the same for every replica: a 503 would take them all out of the load balancer and
+    stop Stripe's webhooks too. It degrades, and the StripeConsecutiveErrors alert pages."""
     monitor = HealthMonitor(SETTINGS, metrics, store, version="1.0")
-    for _ in range(4):
-        metrics.stripe_call("payment_intents.create", "connection", 1.0)
-    assert (await verdict(monitor))[1]["checks"]["stripe"]["status"] == "warn"
-    metrics.stripe_call("payment_intents.create", "timeout", 20.0)
+    for outcome in ("connection", "timeout", "api", "rate_limit", "authentication"):
+        metrics.stripe_call("payment_intents.create", outcome, 1.0)
 
     status, body = await verdict(monitor)
-    assert (status, body["checks"]["stripe"]["status"], body["checks"]["stripe"]["consecutiveErrors"]) == (
-        503,
-        "fail",
+
+    stripe = body["checks"]["stripe"]
+    assert (status, body["status"], stripe["status"], stripe["consecutiveErrors"]) == (
+        200,
+        "degraded",
+        "warn",
         5,
     )
-    metrics.stripe_call("payment_intents.create", "card", 0.3)
-    assert (await verdict(monitor))[0] == 200
+    assert stripe["problem"] == "the last 5 Stripe calls got no answer"
+    metrics.stripe_call("payment_intents.create", "card", 0.3)  # a decline is an answer
+    assert statuses((await verdict(monitor))[1])["stripe"] == "pass"
+
+
+async def test_a_busy_store_is_a_warning_and_a_failing_one_a_failure(
+    store: SqliteStore, metrics: Metrics, tmp_path: Path
+) -> None:
+    monitor = HealthMonitor(SETTINGS, metrics, store, version="1.0")
+    # Another process holds the write lock: a write of ours waits for it (busy_timeout), and the probe's
+    # `SELECT 1` waits behind that write on the store's one connection.
+    other = sqlite3.connect(tmp_path / "gateway.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        write = asyncio.ensure_future(
+            store.set_maintenance(
+                True, "x", AuditEntry(action="a", actor="b", request_id=None, order_id=None)
+            )
+        )
+        status, body = await verdict(monitor)
+        assert (status, body["checks"]["store"]["status"]) == (200, "warn")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await write
 
 
 async def test_the_seed_alert_conditions_degrade_without_503(
@@ -204,3 +233,26 @@ async def test_the_watch_checks_the_store_so_a_scrape_can_report_it(
         "responseTime": True,
         "recentPayment": True,
     }
+
+
+async def test_the_watch_outlives_a_bug_and_stops_cleanly(metrics: Metrics) -> None:
+    """An exception that is not an outage (a bug) is logged, and the watch goes on; stop() ends it quietly."""
+    pings: list[int] = []
+    second = asyncio.Event()
+
+    async def broken_ping() -> None:
+        pings.append(len(pings))
+        if len(pings) >= 2:
+            second.set()
+        raise RuntimeError("a bug")
+
+    class BrokenMonitor(HealthMonitor):
+        async def check_store(self) -> None:
+            raise RuntimeError("another bug")
+
+    monitor = BrokenMonitor(SETTINGS, metrics, version="1.0")
+    watch = HealthWatch(metrics, broken_ping, monitor, interval=0.0)
+    watch.start()
+    await asyncio.wait_for(second.wait(), 5)  # it went round again after the first tick's bugs
+    await watch.stop()
+    assert len(pings) >= 2

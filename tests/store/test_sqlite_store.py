@@ -295,17 +295,17 @@ async def test_an_intent_cannot_move_to_another_order(store: Store) -> None:
 
 async def test_raise_amount_refunded_only_grows(store: Store) -> None:
     await store.create_order(new_order(), audit("order.created"))
-    raised = await store.raise_amount_refunded("ord_1", 500, audit("order.refunded", amount_refunded=500))
-    assert (raised.amount_refunded, raised.version) == (500, 2)
+    raised, by = await store.raise_amount_refunded("ord_1", 500, audit("order.refunded", amount_refunded=500))
+    assert (raised.amount_refunded, raised.version, by) == (500, 2, 500)
 
     for late in (300, 500):
         unchanged = await store.raise_amount_refunded("ord_1", late, audit("order.refunded"))
-        assert unchanged == raised
+        assert unchanged == (raised, 0)
 
-    raised_again = await store.raise_amount_refunded(
+    raised_again, by = await store.raise_amount_refunded(
         "ord_1", 800, audit("order.refunded", amount_refunded=800)
     )
-    assert (raised_again.amount_refunded, raised_again.version) == (800, 3)
+    assert (raised_again.amount_refunded, raised_again.version, by) == (800, 3, 300)
     assert [entry.details for entry in await store.list_audit() if entry.action == "order.refunded"] == [
         {"amount_refunded": 800},
         {"amount_refunded": 500},
@@ -398,8 +398,8 @@ async def test_finish_refund_request_records_all_in_one_transaction(store: Store
     await store.create_order(new_order(), audit("order.created"))
     await store.start_refund_request(refund_request("rr_1", "key-1"), audit("refund.requested"))
     made = refund("re_1", "")
-    order = await store.finish_refund_request("rr_1", made, b'{"ok":true}', 500, audit("refund.created"))
-    assert order.amount_refunded == 500
+    order, by = await store.finish_refund_request("rr_1", made, b'{"ok":true}', 500, audit("refund.created"))
+    assert (order.amount_refunded, by) == (500, 500)
     [recorded] = await store.list_refunds("ord_1")
     assert (recorded.id, recorded.refund_request_id) == ("re_1", "rr_1")
     done = await store.get_refund_request(caller_key="key-1")
@@ -412,8 +412,8 @@ async def test_finish_refund_request_records_all_in_one_transaction(store: Store
     assert await store.get_pending_refund_request("ord_1") is None
 
     # Finishing again (a second settlement) changes nothing and lowers nothing.
-    again = await store.finish_refund_request("rr_1", made, b"other", 300, audit("refund.created"))
-    assert again.amount_refunded == 500
+    again, by = await store.finish_refund_request("rr_1", made, b"other", 300, audit("refund.created"))
+    assert (again.amount_refunded, by) == (500, 0)
     assert [entry.action for entry in await store.list_audit()].count("refund.created") == 1
 
 

@@ -1,0 +1,47 @@
+"""What the resolver reports for each call: its own duration (not its batch's), its transport and its code."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from gateway.context import CallContext
+from gateway.http.app import METRICS
+from gateway.registry import Router
+from gateway.settings import Settings
+from tests.support.server import running_gateway
+
+SLOW_SECONDS = 0.3
+
+
+def router() -> Router:
+    root, stripe = Router(), Router()
+
+    @stripe.query
+    async def fast(ctx: CallContext) -> str:
+        return "fast"
+
+    @stripe.query
+    async def slow(ctx: CallContext) -> str:
+        await asyncio.sleep(SLOW_SECONDS)  # the procedure's own work, not a wait in the test
+        return "slow"
+
+    root.include("stripe", stripe)
+    return root
+
+
+async def test_each_call_of_a_batch_is_timed_on_its_own() -> None:
+    async with running_gateway(Settings(), router()) as gateway, aiohttp.ClientSession() as http:
+        url = gateway.trpc_url + "/stripe.fast,stripe.slow,stripe.nope?batch=1&input=%7B%7D"
+        async with http.get(url) as response:
+            assert response.status == 207
+
+        figures = gateway.app[METRICS].since_start()
+
+    fast = figures.call_seconds[("stripe.fast", "query", "http_batch")]
+    slow = figures.call_seconds[("stripe.slow", "query", "http_batch")]
+    assert fast.max < SLOW_SECONDS / 3  # answered with the slow one, but not as slow
+    assert slow.max >= SLOW_SECONDS
+    assert figures.calls[("unknown", "unknown", "http_batch", "NOT_FOUND")] == 1
+    assert figures.batch_sizes["http_batch"].max == 3
