@@ -16,7 +16,15 @@ import msgspec
 
 from gateway.webhooks.signature import parse_webhook_secrets
 
-__all__ = ["SETTING_DOCS", "ConfigurationError", "Settings", "load_settings", "read_dotenv"]
+__all__ = [
+    "SETTING_DOCS",
+    "ConfigurationError",
+    "ConfiguredValues",
+    "Settings",
+    "inspect_settings",
+    "load_settings",
+    "read_dotenv",
+]
 
 TransformerMode = Literal["auto", "json", "superjson"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -195,3 +203,48 @@ def check_production(settings: Settings) -> None:
         problems.append("STRIPE_PUBLISHABLE_KEY must be a live key (pk_live_…) when NODE_ENV=production")
     if problems:
         raise ConfigurationError("; ".join(problems))
+
+
+class ConfiguredValues(msgspec.Struct, frozen=True, kw_only=True):
+    """The configuration as `load_settings` would read it, without stopping at the first problem (for
+    `gateway check-payments`, which must report on a configuration the server refuses)."""
+
+    values: dict[str, str]
+    """Env variable -> the value `load_settings` would use: `.env` then the environment (which wins), settings'
+    variables only, empty values left out (an empty value means the default)."""
+    sources: dict[str, str]
+    """Env variable -> where its value came from: `environment` or the `.env` file's path."""
+    problems: dict[str, str]
+    """Env variable -> why `load_settings` refuses its value: msgspec's message, which quotes a value only for a
+    choice (`Invalid enum value 'x'`), never for free text such as a key; the webhook secrets' by position."""
+    settings: Settings
+    """The valid values, with the defaults in place of the refused ones; production rules are not applied."""
+
+
+def inspect_settings(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> ConfiguredValues:
+    """Read the configuration exactly as `load_settings` does, but return every variable's problem instead of
+    raising the first one; `check_production`'s rules are left to the caller."""
+    env = dict(os.environ if environ is None else environ)
+    from_file = read_dotenv(dotenv) if dotenv else {}
+    merged = {**from_file, **env}
+    known = {field.name.upper(): field.name for field in msgspec.structs.fields(Settings)}
+    values = {var: merged[var] for var in known if var in merged and merged[var] != ""}
+    sources = {var: "environment" if var in env else str(dotenv) for var in values}
+    problems: dict[str, str] = {}
+    valid: dict[str, str] = {}
+    for var, value in values.items():
+        try:  # one variable at a time, so that each problem is its own (the others keep their defaults)
+            msgspec.convert({known[var]: value}, Settings, strict=False)
+        except msgspec.ValidationError as error:
+            problems[var] = str(error).split(" - at `$.", 1)[0]
+        else:
+            valid[known[var]] = value
+    try:
+        parse_webhook_secrets(valid.get("stripe_webhook_secret", ""))
+    except ValueError as error:
+        problems["STRIPE_WEBHOOK_SECRET"] = str(error).removeprefix("STRIPE_WEBHOOK_SECRET: ")
+        del valid["stripe_webhook_secret"]
+    settings = msgspec.convert(valid, Settings, strict=False)
+    return ConfiguredValues(values=values, sources=sources, problems=problems, settings=settings)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emulator.routes import config, ephemeral_keys, payment_method_domains
+from emulator.routes import config, ephemeral_keys, payment_method_domains, webhook_endpoints
 
 __all__ = ["add_routes"]
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_routes([*payment_method_domains.routes, *ephemeral_keys.routes, *config.routes])
+    app.router.add_routes(
+        [*payment_method_domains.routes, *ephemeral_keys.routes, *webhook_endpoints.routes, *config.routes]
+    )

@@ -23,6 +23,7 @@ from gateway.stripe_api.models import (
     PaymentIntent,
     PaymentMethodDomain,
     Refund,
+    WebhookEndpoint,
 )
 
 __all__ = ["StripeApi"]
@@ -301,3 +302,19 @@ class StripeApi:
             if not page.has_more or not page.data:
                 return domains
             params["starting_after"] = domains[-1].id
+
+    # -- webhook endpoints -------------------------------------------------------------------------------------
+
+    async def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """The account's webhook endpoints (all pages), as the Dashboard's Webhooks page lists them."""
+        endpoints: list[WebhookEndpoint] = []
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            page = await self._call(
+                "webhook_endpoints.list",
+                functools.partial(self._client.v1.webhook_endpoints.list_async, dict(params)),  # type: ignore[arg-type]
+            )
+            endpoints.extend(_decode(item, WebhookEndpoint) for item in page.data)
+            if not page.has_more or not page.data:
+                return endpoints
+            params["starting_after"] = endpoints[-1].id

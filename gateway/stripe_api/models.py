@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["Charge", "Customer", "EphemeralKey", "PaymentIntent", "PaymentMethodDomain", "Refund"]
+__all__ = [
+    "Charge",
+    "Customer",
+    "EphemeralKey",
+    "PaymentIntent",
+    "PaymentMethodDomain",
+    "Refund",
+    "WebhookEndpoint",
+]
 
 
 class LastPaymentError(msgspec.Struct, frozen=True):
@@ -71,3 +79,18 @@ class PaymentMethodDomain(msgspec.Struct, frozen=True):
     enabled: bool = False
     apple_pay: WalletStatus = msgspec.field(default_factory=WalletStatus)
     google_pay: WalletStatus = msgspec.field(default_factory=WalletStatus)
+
+
+class WebhookEndpoint(msgspec.Struct, frozen=True):
+    """Where Stripe delivers the account's events (the Dashboard's Webhooks page). The signing secret is not
+    here: Stripe shows it at creation only."""
+
+    id: str
+    url: str
+    status: str = "enabled"
+    """`enabled` or `disabled`."""
+    enabled_events: list[str] = msgspec.field(default_factory=list)
+    """Event types delivered; `*` is every type."""
+    api_version: str | None = None
+    """The version events are rendered with; None: the account's default."""
+    livemode: bool = False
