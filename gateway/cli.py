@@ -167,9 +167,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if getattr(args, "checks_configuration", False):
+    if getattr(args, "checks_configuration", False) or not getattr(args, "needs_settings", True):
         # `gateway check-payments` reports on a configuration the server would refuse, so it reads it itself
-        # (through the same loader, gateway.settings) instead of stopping here at the first problem.
+        # (through the same loader, gateway.settings) instead of stopping here at the first problem; `gateway
+        # smoke` tests a deployment elsewhere and needs none (a CI job with NODE_ENV=production and no keys).
         configure_logging("WARNING", stream=sys.stderr)
         code: int = args.run(args, None)
         return code

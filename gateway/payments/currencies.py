@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_AMOUNT", "amount_problem", "normalise_currency"]
+__all__ = ["MAX_AMOUNT", "MINIMUM_CHARGE", "amount_problem", "normalise_currency"]
 
 MAX_AMOUNT: Final = 99_999_999
 """Stripe's limit: eight digits in the minor unit."""
