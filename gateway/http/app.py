@@ -38,9 +38,7 @@ METRICS: Final = web.AppKey("metrics", Metrics)
 def _version() -> str:
     try:
         return importlib.metadata.version("trpc-stripe-gateway")
-    except (
-        importlib.metadata.PackageNotFoundError
-    ):  # pragma: no cover - run from a tree that is not installed
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a tree that is not installed
         return "0+unknown"
 
 
