@@ -50,10 +50,6 @@ import msgspec
 from gateway.errors import ErrorCode, TRPCError
 from gateway.local_stripe import read_emulator_state
 from gateway.logs import now_iso
-
-# Shared with `gateway webhooks`: who runs the command, for the audit trail (`operator:<login>`), and the store at
-# DATABASE_URL, which must exist (a mistyped path is an error, not a new empty database). Not in that module's
-# __all__ yet, hence the ignore.
 from gateway.ops.common import existing_store, operator_name
 from gateway.payments import Actor, PaymentService
 from gateway.payments.currencies import MAX_AMOUNT, THREE_DECIMAL, ZERO_DECIMAL
@@ -856,13 +852,14 @@ class BulkRun:
     halted: str = ""
     """Why the run stopped before the end (the store or Stripe unavailable), when it did."""
 
-    def done_before(self, ask: RefundAsk) -> bool:
-        row = self.previous.get(ask.order_id)
-        return row is not None and row.outcome is Outcome.REFUNDED
+    previewed: dict[str, Plan] = field(default_factory=dict)
+    """What the preview found for each order, which the operator confirmed: the run refunds nothing else."""
 
     @property
     def todo(self) -> list[RefundAsk]:
-        return [ask for ask in self.asks if not self.done_before(ask)]
+        # Every line, even one the report says is refunded: that row may be for another amount or key. A line
+        # refunded before under the same key is found by its key in the store (no Stripe call) and not redone.
+        return list(self.asks)
 
 
 def run_bulk(args: argparse.Namespace, settings: Settings, actor: Actor) -> int:
@@ -888,6 +885,7 @@ def run_bulk(args: argparse.Namespace, settings: Settings, actor: Actor) -> int:
     except KeyboardInterrupt:
         _err("gateway refund: interrupted before any refund: nothing done")
         return EXIT_INTERRUPTED
+    bulk.previewed = {plan.ask.order_id: plan for plan in plans}
     _out(_bulk_preview(bulk, plans))
     to_refund = [plan for plan in plans if plan.verdict is Verdict.REFUND]
     if to_refund and not (args.yes or args.dry_run):
@@ -920,9 +918,6 @@ def _bulk_preview(bulk: BulkRun, plans: Sequence[Plan]) -> str:
     for plan in plans:
         by_verdict[plan.verdict].append(plan)
     lines = [f"{bulk.orders_file}: {len(bulk.asks)} orders"]
-    done = len(bulk.asks) - len(plans)
-    if done:
-        lines.append(f"  {done} refunded by an earlier run (report {bulk.report_path}): skipped")
     if by_verdict[Verdict.REFUND]:
         lines.append(f"  {len(by_verdict[Verdict.REFUND])} to refund: {_totals(by_verdict[Verdict.REFUND])}")
     if by_verdict[Verdict.DONE]:
@@ -947,10 +942,6 @@ def _run_file(args: argparse.Namespace, settings: Settings, actor: Actor, bulk: 
         _err(f"gateway refund: cannot write the report {bulk.report_path} ({error}): nothing refunded")
         return EXIT_FAILED
     progress = Progress(len(bulk.asks))
-    for ask in bulk.asks:
-        if bulk.done_before(ask):
-            bulk.tallies.append(Tally("skipped", bulk.previous[ask.order_id].currency, None))
-            progress.advance("skipped")
     stopped_at_once = False
     try:
         asyncio.run(
@@ -1025,6 +1016,9 @@ async def _one_order(
         plan = await plan_refund(session, ask, bulk.keys[ask.order_id])
         if bulk.dry_run:
             return _dry_run_row(plan)
+        changed = _changed_since_preview(bulk.previewed.get(ask.order_id), plan)
+        if changed is not None:
+            return _row(ask, Outcome.FAILED, currency=plan.currency, error=changed), Outcome.FAILED.value
         if plan.verdict in (Verdict.SKIP, Verdict.FAIL):
             outcome = Outcome.SKIPPED if plan.verdict is Verdict.SKIP else Outcome.FAILED
             return _row(ask, outcome, currency=plan.currency, error=plan.problem), outcome.value
@@ -1057,6 +1051,16 @@ def _dry_run_row(plan: Plan) -> tuple[ReportRow, str]:
         return row, "would skip"
     label = "would skip" if plan.verdict is Verdict.SKIP else "would fail"
     return _row(plan.ask, Outcome.DRY_RUN, currency=plan.currency, error=plan.problem), label
+
+
+def _changed_since_preview(previewed: Plan | None, plan: Plan) -> str | None:
+    """Why an order that is to be refunded now may not be: it was not confirmed so (it was not refundable, or
+    for another amount, when the operator said yes)."""
+    if plan.verdict is not Verdict.REFUND:
+        return None
+    if previewed is None or previewed.verdict is not Verdict.REFUND or previewed.amount != plan.amount:
+        return "changed since the preview (not confirmed for this refund): run the command again to review it"
+    return None
 
 
 def _row(

@@ -611,9 +611,9 @@ def test_a_file_interrupted_then_resumed_refunds_each_order_once(
     resumed = gateway("refund", "--from-file", str(orders), "--yes")
 
     assert resumed.code == 0, resumed.err
-    assert "2 refunded by an earlier run (report" in resumed.out
-    assert summary(resumed.out)["skipped"] == (2, "-")
-    assert summary(resumed.out)["refunded EUR"] == (2, "70.00 EUR")
+    # The two refunded before the interruption are found by their keys (no second refund), the others made.
+    assert "2 refunded by an earlier run under the same key" in resumed.out
+    assert summary(resumed.out)["refunded EUR"][0] == 4
     assert outcomes(report) == {f"resume-{n}": "refunded" for n in range(1, 5)}
     for number in range(1, 5):
         order_id = f"resume-{number}"
@@ -692,6 +692,50 @@ def test_a_misspelt_column_is_refused(shop: Shop, gateway: Gateway) -> None:
 
     assert ran.code == 2
     assert "line 1: unknown column 'ammount'" in ran.err
+
+
+def test_an_order_that_became_refundable_after_the_preview_is_not_refunded(
+    shop: Shop, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The customer pays while the operator reads the preview, which said "not paid": the yes given was not for
+    this refund, so it is not made (the report says to run again)."""
+    shop.unpaid("late", 4200)
+    orders = shop.orders_file("order_id\nlate\n")
+    preview = refunds._bulk_preview
+
+    def preview_then_the_customer_pays(bulk: Any, plans: Any) -> str:
+        text = preview(bulk, plans)
+        assert asyncio.run(dev_pay(shop.settings, "late", "visa")) == "succeeded"
+        asyncio.run(shop._with_service(lambda service: service.sync_order("late", WEBHOOK)))
+        return text
+
+    monkeypatch.setattr(refunds, "_bulk_preview", preview_then_the_customer_pays)
+
+    ran = gateway("refund", "--from-file", str(orders), "--yes")
+
+    assert ran.code == 1
+    assert shop.stripe_refunds("late") == []
+    assert outcomes(orders.with_name("orders.csv.report.csv")) == {"late": "failed"}
+    assert "changed since the preview" in orders.with_name("orders.csv.report.csv").read_text()
+
+
+def test_a_new_amount_for_an_order_refunded_before_is_refunded_not_skipped(
+    shop: Shop, gateway: Gateway
+) -> None:
+    """The report's "refunded" row was for another amount: the new line is a new refund, made once."""
+    shop.paid("twice-asked", 5000)
+    first = gateway(
+        "refund", "--from-file", str(shop.orders_file("order_id,amount\ntwice-asked,1000\n")), "--yes"
+    )
+    second = gateway(
+        "refund", "--from-file", str(shop.orders_file("order_id,amount\ntwice-asked,2000\n")), "--yes"
+    )
+    again = gateway(
+        "refund", "--from-file", str(shop.orders_file("order_id,amount\ntwice-asked,2000\n")), "--yes"
+    )
+
+    assert (first.code, second.code, again.code) == (0, 0, 0), second.err
+    assert sorted(amount for _, amount in shop.stripe_refunds("twice-asked")) == [1000, 2000]
 
 
 def test_a_file_naming_an_order_twice_is_refused(shop: Shop, gateway: Gateway) -> None:
@@ -805,7 +849,7 @@ def test_sigint_stops_a_file_after_the_current_order_and_a_rerun_finishes_it(sho
     out, err = rerun.communicate(timeout=SUBPROCESS_DEADLINE)
 
     assert rerun.returncode == 0, err
-    assert f"{len(done_first)} refunded by an earlier run (report {report})" in out
+    assert f"{len(done_first)} refunded by an earlier run under the same key" in out
     assert outcomes(report) == dict.fromkeys(amounts, "refunded")
     for order_id, amount in amounts.items():
         assert [refunded for _, refunded in shop.stripe_refunds(order_id)] == [amount]
