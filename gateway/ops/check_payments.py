@@ -510,6 +510,10 @@ def _check_public_url(config: _Config) -> tuple[Check, _PublicUrl | None]:
         fallback = config.settings.public_url
         message = f"not set: Stripe's webhooks would be expected at {fallback}{WEBHOOK_PATH}"
         return _check(check_id, var, Status.FAIL, message, f"{example} ({config.where(var)})"), None
+    if "@" in urllib.parse.urlsplit(value).netloc:
+        # Never shown: what precedes the @ may be a password.
+        message = "holds credentials (user:password@): a public URL must not; they are not shown here"
+        return _check(check_id, var, Status.FAIL, message, f"{example} ({config.where(var)})"), None
     public = _parse_public_url(value)
     if public is None:
         message = f"{value!r} is not an http(s) URL with a host (and no query)"

@@ -1189,7 +1189,7 @@ in the operator's name in the audit trail (operator:<login>). It shows the order
 
 Running the same command again never refunds twice: each refund's idempotency key comes from the order and the
 amount (or "total"), so a re-run is answered with the refund already made. Another --idempotency-key value makes
-a deliberate second refund of the same amount. A file's re-run skips the orders its report says are refunded."""
+a deliberate second refund of the same amount. A file's re-run refunds no line twice: each is found by its key."""
 
 _EPILOG: Final = """\
 exit codes: 0 done or nothing to do, 1 a refund failed or the confirmation was declined,

@@ -575,6 +575,8 @@ class _Smoke:
     """From stripe.getConfig; None: not known (the config step failed)."""
     health_mode: str | None = None
     """`stripeMode` of the health report, when it had one."""
+    maintenance: str | None = None
+    """The maintenance message when the health report says maintenance is on (payments are refused)."""
     superjson: bool = False
     """The deployment answers in superjson (`GATEWAY_TRPC_TRANSFORMER=superjson`): inputs are sent wrapped."""
 
@@ -665,6 +667,9 @@ class _Smoke:
         checks = _object(body.get("checks")) or {}
         mode = body.get("stripeMode")
         self.health_mode = mode if isinstance(mode, str) else None
+        maintenance = _object(checks.get("maintenance")) or {}
+        if maintenance.get("enabled") is True:
+            self.maintenance = str(maintenance.get("message") or "no message")
         about = f"{self.health_mode or '?'} mode, version {body.get('version', '?')}"
         if answer.status == 503 or verdict == "unhealthy":
             failing = _checks(checks, "fail") or "no failing check named"
@@ -732,6 +737,14 @@ class _Smoke:
     async def _payment(self) -> None:
         if self.options.skip_payment:
             self._record("payment", "skip", "skipped (--skip-payment): no PaymentIntent created")
+            return
+        if self.maintenance is not None:
+            # Payments are refused on purpose (`gateway maintenance on`): a create would only be refused too.
+            self._record(
+                "payment",
+                "warn",
+                f"not attempted: maintenance is on ({self.maintenance!r}); `gateway maintenance off` to resume",
+            )
             return
         live = self._live_reason()
         if live is not None and not self.options.allow_live:

@@ -495,6 +495,17 @@ def test_public_url(check: Runner, env: dict[str, str], status: str, message: st
     assert outcome.code == (1 if status == "fail" else 0)
 
 
+def test_a_public_url_with_credentials_fails_without_showing_them(check: Runner) -> None:
+    env = {**GOOD_TEST, "GATEWAY_PUBLIC_URL": "https://admin:hunter2hunter2@pay.example.com/"}
+
+    outcome = check(env, "--offline", "--json")
+
+    assert outcome.check("public_url")["status"] == "fail"
+    assert "holds credentials" in outcome.check("public_url")["message"]
+    assert "hunter2" not in outcome.out + outcome.err
+    assert outcome.code == 1
+
+
 def test_a_setting_the_server_refuses_fails(check: Runner) -> None:
     outcome = check(
         {**GOOD_TEST, "GATEWAY_PORT": "eighty", "GATEWAY_LOG_LEVEL": "LOUD"}, "--offline", "--json"

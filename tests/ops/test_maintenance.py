@@ -150,6 +150,12 @@ def maintenance(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Comple
     )
 
 
+def run_smoke(env: dict[str, str], cwd: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GATEWAY), "smoke", "--url", url], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
 async def until(check: Any, what: str) -> Any:
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
@@ -220,6 +226,11 @@ async def test_maintenance_switched_by_the_command_is_seen_by_two_gateway_proces
                 assert health["checks"]["maintenance"]["message"] == "Paiements suspendus jusqu'à 03:30"
             async with http.get(f"{gateway.url}/metrics/payments/prometheus") as response:
                 assert "gateway_maintenance_enabled 1" in await response.text()
+
+        # The seed's smoke test during maintenance: no PaymentIntent attempted (it would be refused), no failure.
+        smoke = run_smoke(shared_env, tmp_path, gateways[0].url)
+        assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+        assert 'not attempted: maintenance is on ("Paiements suspendus jusqu\'à 03:30")' in smoke.stdout
 
         status = maintenance(shared_env, tmp_path, "status", "--json")
         assert json.loads(status.stdout)["enabled"] is True
