@@ -11,6 +11,7 @@ from loguru import logger
 
 from gateway.http.observe import request_observer
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
+from gateway.jsonrpc import RPC_PATH, RpcRoute
 from gateway.logs import BufferedLog
 from gateway.maintenance import MAINTENANCE, MaintenanceSwitch
 from gateway.metrics.health import HealthMonitor, HealthWatch
@@ -75,6 +76,9 @@ def create_app(
     route = TrpcRoute(TrpcResolver(registry, settings, metrics), services)
     # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
     app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", observed("trpc", route.handle))
+    app.router.add_route(
+        "*", RPC_PATH, observed("rpc", RpcRoute(registry, settings, metrics, services).handle)
+    )
     app.router.add_route(
         "*", WEBHOOK_PATH, observed("webhooks", WebhookRoute(settings, services, metrics).handle)
     )

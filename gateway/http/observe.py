@@ -31,11 +31,15 @@ __all__ = [
     "StartLine",
     "is_payment_request",
     "new_request_id",
+    "payment_request_started",
     "request_observer",
 ]
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 REQUEST_ID_HEADER: Final = "x-request-id"
+_PAYMENT: Final = web.RequestKey("payment_request", bool)
+"""Set by a route that finds out from the body that the request is a payment request (`/rpc`)."""
+_LOG: Final = web.RequestKey("request_log", BufferedLog)
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 _INTERNAL_ERROR_BODY: Final = codec.encode(
     {
@@ -89,6 +93,21 @@ def is_payment_request(path: str) -> bool:
     return path.startswith("/trpc/") and "stripe." in path
 
 
+def payment_request_started(request: web.Request) -> None:
+    """For a route whose payment calls are named in the body (`/rpc`): log `payment_request_started` now, and end
+    the request with `payment_request_completed` / `_error`, as a `/trpc/stripe.*` request does."""
+    log = request.get(_LOG)
+    if log is None or request.get(_PAYMENT) or is_payment_request(request.path):
+        return
+    request[_PAYMENT] = True
+    log.emit(
+        "INFO",
+        StartLine(
+            now_iso(), "INFO", "payment_request_started", request[REQUEST_ID], request.path, request.method
+        ),
+    )
+
+
 def request_observer(log: BufferedLog, metrics: Metrics) -> Callable[[str, Handler], Handler]:
     """`observed(route, handler)` wraps a route handler so that each request gets an id, log lines saying how it
     ended (and, for a payment request, that it began), and is counted under `route` in the metrics.
@@ -112,9 +131,8 @@ def request_observer(log: BufferedLog, metrics: Metrics) -> Callable[[str, Handl
             level = "DEBUG"  # probes and scrapes every few seconds would drown the lines that matter
         else:
             level = "INFO"
-        event = ("payment_request" if is_payment_request(path) else "http_request") + (
-            "_error" if failed else "_completed"
-        )
+        is_payment = is_payment_request(path) or request.get(_PAYMENT, False)
+        event = ("payment_request" if is_payment else "http_request") + ("_error" if failed else "_completed")
         line = AccessLine(
             now_iso(),
             level,
@@ -133,6 +151,7 @@ def request_observer(log: BufferedLog, metrics: Metrics) -> Callable[[str, Handl
         async def observe_request(request: web.Request) -> web.StreamResponse:
             """Give the request an id, log how it ended, turn any escaped exception into a generic tRPC 500."""
             request_id = request[REQUEST_ID] = new_request_id()
+            request[_LOG] = log
             started = time.perf_counter()
             if is_payment_request(request.path):
                 log.emit(

@@ -41,8 +41,8 @@ LAG_BUCKETS: Final = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 216
 PROCEDURE_CALLS: Final = MetricSpec(
     "gateway_procedure_calls_total",
     Kind.COUNTER,
-    "Procedure calls by procedure, type (query or mutation), transport (http, http_batch, http_stream) and "
-    "outcome code (OK or the tRPC error code). Calls of stripe.* procedures are the seed's payment requests.",
+    "Procedure calls by procedure, type (query or mutation), transport (http, http_batch, http_stream; jsonrpc "
+    "for /rpc) and outcome code (OK or the tRPC error code). Calls of stripe.* procedures are the seed's payment requests.",
     ("procedure", "type", "transport", "code"),
 )
 PROCEDURE_DURATION: Final = MetricSpec(
@@ -62,7 +62,7 @@ BATCH_SIZE: Final = MetricSpec(
 HTTP_REQUESTS: Final = MetricSpec(
     "gateway_http_requests_total",
     Kind.COUNTER,
-    "HTTP requests by route (trpc, webhooks, metrics, health, other) and status code.",
+    "HTTP requests by route (trpc, rpc, webhooks, metrics, health, other) and status code.",
     ("route", "status"),
 )
 HTTP_DURATION: Final = MetricSpec(

@@ -62,6 +62,7 @@ __all__ = [
     "PACKAGE_NAME",
     "RPC_PATH",
     "SchemaConversionError",
+    "is_params_struct",
     "method_errors",
     "openrpc_document",
     "to_draft07",
@@ -198,7 +199,7 @@ def to_draft07(schema: Any, where: str = "#") -> Any:
     return out
 
 
-def _is_params_struct(type_: Any) -> bool:
+def is_params_struct(type_: Any) -> bool:
     """A Struct whose JSON is a plain object: its fields can be the method's named params."""
     bare = codec.strip_annotated(type_)
     if not (isinstance(bare, type) and issubclass(bare, msgspec.Struct)):
@@ -239,7 +240,7 @@ def _params(
     if procedure.input is None:
         return []
     ref = schema.get("$ref")
-    if _is_params_struct(procedure.input.type) and isinstance(ref, str) and len(schema) == 1:
+    if is_params_struct(procedure.input.type) and isinstance(ref, str) and len(schema) == 1:
         struct_schema = components[ref.removeprefix(REF_PREFIX)]
         required = set(struct_schema.get("required", ()))
         params = []
