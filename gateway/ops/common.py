@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import os
 from collections.abc import AsyncIterator
 
 from gateway.settings import ConfigurationError, Settings
@@ -13,7 +14,10 @@ __all__ = ["existing_store", "operator_name"]
 
 
 def operator_name() -> str:
-    """Who runs the command, for the audit trail: `operator:<login name>`."""
+    """Who runs the command, for the audit trail: `operator:<login name>` (under sudo, the person, not root)."""
+    sudo_user = os.environ.get("SUDO_USER")
+    if sudo_user:
+        return f"operator:{sudo_user}"
     try:
         return f"operator:{getpass.getuser()}"
     except (KeyError, OSError):  # no login name (a container without a passwd entry)
