@@ -42,7 +42,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from run import BenchError, CpuMeter, WrkResult, command_line, machine, parse_wrk
+from run import (
+    CLIENT_CORE,
+    DEFAULT_DURATION,
+    NOISE_LIMIT,
+    READY_TIMEOUT,
+    SERVER_CORE,
+    BenchError,
+    CpuMeter,
+    WrkResult,
+    command_line,
+    machine,
+    parse_wrk,
+)
 
 from gateway.store import AuditEntry, NewOrder, OrderUpdate, PaymentIntentRecord, PaymentStatus
 from gateway.store.sqlite import SqliteStore
@@ -55,12 +67,7 @@ README: Final = BENCH / "README.md"
 LUA: Final = BENCH / "wrk" / "webhooks.lua"
 START_MARKER: Final = "<!-- webhooks:start -->"
 END_MARKER: Final = "<!-- webhooks:end -->"
-SERVER_CORE: Final = "0"
-CLIENT_CORE: Final = "1"
-READY_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 30.0
-DEFAULT_DURATION: Final = 10
-NOISE_LIMIT: Final = 0.05
 
 TARGET_EVENTS_PER_SECOND: Final = 1000.0
 TARGET_CONNECTIONS: Final = 64
