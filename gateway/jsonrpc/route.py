@@ -24,7 +24,7 @@ from gateway.errors import ErrorCode
 from gateway.http.auth import caller_from_authorization
 from gateway.http.observe import REQUEST_ID, payment_request_started
 from gateway.jsonrpc.dispatch import Dispatcher
-from gateway.metrics.recorder import Metrics
+from gateway.metrics.recorder import PAYMENT_PROCEDURE_PREFIX, Metrics
 from gateway.registry import Registry
 from gateway.services import Services
 from gateway.settings import Settings
@@ -34,7 +34,6 @@ __all__ = ["MEDIA_TYPES", "RPC_PATH", "RpcRoute"]
 RPC_PATH: Final = "/rpc"
 MEDIA_TYPES: Final = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
 _JSON: Final = "application/json"
-PAYMENT_PREFIX: Final = "stripe."
 
 
 def _http_error(code: ErrorCode, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -92,7 +91,7 @@ class RpcRoute:
             response.force_close()
             return response
         parsed = self.dispatcher.parse(body)
-        if any(method.startswith(PAYMENT_PREFIX) for method in parsed.methods):
+        if any(method.startswith(PAYMENT_PROCEDURE_PREFIX) for method in parsed.methods):
             payment_request_started(request)
         authorization = request.headers.get("authorization")
         ctx = CallContext(
