@@ -136,7 +136,7 @@ SERVERS: Final = (
 )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -159,7 +159,7 @@ class Running:
 def start(
     server: Server, stdout: IO[bytes], stderr: IO[bytes], stdout_path: Path, stderr_path: Path
 ) -> Running:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         ["taskset", "-c", SERVER_CORE, *server.command(port)],
         cwd=ROOT,
@@ -590,12 +590,13 @@ def render(report: dict[str, Any], runs: dict[str, ServerRun], found: list[Check
     return "\n".join(lines)
 
 
-def rewrite_readme(section: str) -> None:
+def rewrite_readme(section: str, start_marker: str = START_MARKER, end_marker: str = END_MARKER) -> None:
+    """Replace the README's section between the markers (each benchmark owns its own pair)."""
     text = README.read_text()
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise BenchError(f"{README} has no {START_MARKER} ... {END_MARKER} section")
-    README.write_text(text[:start] + section + text[end + len(END_MARKER) :])
+        raise BenchError(f"{README} has no {start_marker} ... {end_marker} section")
+    README.write_text(text[:start] + section + text[end + len(end_marker) :])
 
 
 def say(message: str) -> None:

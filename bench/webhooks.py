@@ -31,7 +31,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -52,8 +51,10 @@ from run import (
     CpuMeter,
     WrkResult,
     command_line,
+    free_port,
     machine,
     parse_wrk,
+    rewrite_readme,
 )
 
 from gateway.store import AuditEntry, NewOrder, OrderUpdate, PaymentIntentRecord, PaymentStatus
@@ -63,7 +64,6 @@ from gateway.webhooks.signature import DEFAULT_TOLERANCE_SECONDS, sign
 BENCH: Final = Path(__file__).resolve().parent
 ROOT: Final = BENCH.parent
 RESULTS: Final = BENCH / "results"
-README: Final = BENCH / "README.md"
 LUA: Final = BENCH / "wrk" / "webhooks.lua"
 START_MARKER: Final = "<!-- webhooks:start -->"
 END_MARKER: Final = "<!-- webhooks:end -->"
@@ -277,13 +277,6 @@ _SETTINGS_ENV: Final = (
 """Prefixes of the variables the gateway reads: the caller's are dropped, only ours are set."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Gateway:
     process: subprocess.Popen[bytes]
@@ -302,7 +295,7 @@ class Gateway:
 
 def start_gateway(workdir: Path, database: Path) -> Gateway:
     """`gateway serve` on a free port, from `workdir` (so no `.env` of the checkout is read), pinned to core 0."""
-    port = _free_port()
+    port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith(_SETTINGS_ENV)}
     env.update(
         {
@@ -922,14 +915,6 @@ def render(report: dict[str, Any], runs: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def rewrite_readme(section: str) -> None:
-    text = README.read_text()
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start < 0 or end < start:
-        raise BenchError(f"{README} has no {START_MARKER} ... {END_MARKER} section")
-    README.write_text(text[:start] + section + text[end + len(END_MARKER) :])
-
-
 def preflight(connections: list[int]) -> None:
     for tool in ("taskset", "wrk"):
         if shutil.which(tool) is None:
@@ -1023,7 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
     print(section)
     (RESULTS / "webhooks.json").write_text(json.dumps(report, indent=2) + "\n")
     if TARGET_CONNECTIONS in connections:
-        rewrite_readme(section)
+        rewrite_readme(section, START_MARKER, END_MARKER)
         say("results written to bench/README.md and bench/results/webhooks.json")
     else:
         say(f"no run at {TARGET_CONNECTIONS} connections: bench/README.md left as it is")
