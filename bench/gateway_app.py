@@ -14,6 +14,7 @@ import sys
 
 import msgspec
 
+from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
 from gateway.http.app import create_app
 from gateway.http.server import serve
@@ -40,11 +41,11 @@ def bench_router() -> Router:
     anything, so both are plain functions, like the peer's resolvers and like `stripe.getConfig`."""
     bench = Router()
 
-    @bench.query
+    @bench.query(access=PUBLIC)
     def greet(ctx: CallContext, input: GreetInput) -> Greeting:
         return Greeting(hello=input.name)
 
-    @bench.mutation
+    @bench.mutation(access=PUBLIC)
     def add(ctx: CallContext, input: AddInput) -> int:
         return input.a + input.b
 

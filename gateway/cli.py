@@ -12,12 +12,13 @@ import msgspec
 from loguru import logger
 
 from gateway.dev_pay import TEST_CARDS, dev_pay, settings_for_dev_commands
+from gateway.dev_secrets import with_development_secrets
 from gateway.errors import TRPCError
 from gateway.http.app import create_app
 from gateway.http.server import serve
 from gateway.local_stripe import LocalStripe
 from gateway.logs import configure_logging
-from gateway.ops import check_payments, maintenance, refunds, schema, smoke
+from gateway.ops import check_payments, maintenance, refunds, schema, smoke, token
 from gateway.settings import SETTING_DOCS, ConfigurationError, Settings, load_settings
 from gateway.store import StoreError, WebhookEventStatus
 from gateway.stripe_api import StripeCallError
@@ -35,7 +36,9 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.gateway_host
     port = args.port if args.port is not None else settings.gateway_port
-    settings = msgspec.structs.replace(settings, gateway_host=host, gateway_port=port)
+    settings = with_development_secrets(
+        msgspec.structs.replace(settings, gateway_host=host, gateway_port=port)
+    )
     emulator = LocalStripe.start(settings) if settings.uses_emulator else None
     try:
         if emulator is not None:
@@ -160,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     pay.add_argument("--fail-3ds", action="store_true", help="with --card 3ds: fail the authentication")
     pay.set_defaults(run=_dev_pay)
     _add_webhook_commands(commands)
-    for operations in (check_payments, smoke, refunds, maintenance, schema):
+    for operations in (check_payments, smoke, refunds, maintenance, schema, token):
         operations.add_command(commands)
     return parser
 

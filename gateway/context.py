@@ -12,10 +12,14 @@ __all__ = ["CallContext", "Caller"]
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling, once authentication has established it (filled by the security layer)."""
+    """A signed-in caller, as their bearer token proves: the user id (`sub`) and roles."""
 
     user_id: str
     roles: frozenset[str] = frozenset()
+
+    def has_role(self, role: str) -> bool:
+        """`admin` holds every role."""
+        return role in self.roles or "admin" in self.roles
 
 
 @dataclass(slots=True)
@@ -25,6 +29,11 @@ class CallContext:
     request_id: str
     settings: Settings
     caller: Caller | None = None
+    """None: no valid bearer token (a guest, or a refused token: see `token_problem`)."""
+    token_problem: str | None = None
+    """Why a presented token was refused (`expired`, `bad signature`, ...), for the UNAUTHORIZED message."""
+    client: str = ""
+    """The client's address (through trusted proxies), which rate limits count per."""
     connection_params: dict[str, str] | None = None
     transport: str = "http"
     services: Services = field(default_factory=Services)

@@ -4,11 +4,13 @@ A procedure is a function of a `CallContext` and, optionally, one msgspec-typed 
 
     stripe = Router()
 
-    @stripe.query
-    async def get_config(ctx: CallContext) -> StripeConfig: ...
+    @stripe.query(access=PUBLIC)
+    def get_config(ctx: CallContext) -> StripeConfig: ...
 
-    @stripe.mutation(name="createPaymentIntent")
+    @stripe.mutation(access=USER, name="createPaymentIntent")
     async def create_payment_intent(ctx: CallContext, input: CreatePaymentIntentInput) -> PaymentIntentOut: ...
+
+Every procedure declares who may call it (`gateway.auth.access`): there is no default, so none is open by mistake.
 
 Types are read from the annotations once, at registration, so no reflection happens per request.
 
@@ -30,6 +32,7 @@ from typing import Any, Literal, TypeVar, overload
 import msgspec
 
 from gateway import codec
+from gateway.auth.access import Access
 from gateway.context import CallContext
 
 __all__ = ["InputSpec", "Procedure", "ProcedureKind", "Registry", "Router"]
@@ -62,6 +65,8 @@ class Procedure:
     input: InputSpec | None
     output_type: Any
     description: str
+    access: Access
+    """Who may call it; checked before the input is read (`gateway.auth.guard`)."""
     output_has_datetime: bool = False
     """Computed at registration: plain-JSON output then writes datetimes the JavaScript way."""
     is_async: bool = True
@@ -88,7 +93,9 @@ def _input_spec(type_: Any) -> InputSpec:
     return InputSpec(type_, msgspec.json.Decoder(type_), accepts_none, passthrough)
 
 
-def _make_procedure(fn: Handler, kind: ProcedureKind, name: str | None) -> tuple[str, Procedure]:
+def _make_procedure(
+    fn: Handler, kind: ProcedureKind, access: Access, name: str | None
+) -> tuple[str, Procedure]:
     if not callable(fn) or inspect.isclass(fn):
         raise TypeError(f"procedure {fn!r} must be a function (async def, or def if it never waits)")
     is_async = inspect.iscoroutinefunction(fn)
@@ -101,7 +108,7 @@ def _make_procedure(fn: Handler, kind: ProcedureKind, name: str | None) -> tuple
     doc = inspect.getdoc(fn) or ""
     output_type = hints.get("return", None)
     has_datetime = codec.may_contain_datetime(output_type)
-    return proc_name, Procedure(proc_name, kind, fn, spec, output_type, doc, has_datetime, is_async)
+    return proc_name, Procedure(proc_name, kind, fn, spec, output_type, doc, access, has_datetime, is_async)
 
 
 class Router:
@@ -117,29 +124,35 @@ class Router:
             raise ValueError(f"{name!r} is registered twice")
         self._entries[name] = entry
 
-    def _decorator(self, kind: ProcedureKind, fn: F | None, name: str | None) -> Any:
+    def _decorator(self, kind: ProcedureKind, fn: F | None, access: Access, name: str | None) -> Any:
+        if not isinstance(access, Access):
+            raise TypeError(f"access must be a gateway.auth.access rule, not {access!r}")
+
         def register(f: F) -> F:
-            proc_name, proc = _make_procedure(f, kind, name)
+            proc_name, proc = _make_procedure(f, kind, access, name)
             self._add(proc_name, proc)
             return f
 
         return register(fn) if fn is not None else register
 
     @overload
-    def query(self, fn: F, /) -> F: ...
+    def query(self, fn: F, /, *, access: Access, name: str | None = None) -> F: ...
     @overload
-    def query(self, fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
-    def query(self, fn: F | None = None, /, *, name: str | None = None) -> Any:
-        """Register a query (read-only, GET). The tRPC name is the function name in camelCase unless given."""
-        return self._decorator("query", fn, name)
+    def query(self, fn: None = None, /, *, access: Access, name: str | None = None) -> Callable[[F], F]: ...
+    def query(self, fn: F | None = None, /, *, access: Access, name: str | None = None) -> Any:
+        """Register a query (read-only, GET) that `access` may call. The tRPC name is the function name in
+        camelCase unless given."""
+        return self._decorator("query", fn, access, name)
 
     @overload
-    def mutation(self, fn: F, /) -> F: ...
+    def mutation(self, fn: F, /, *, access: Access, name: str | None = None) -> F: ...
     @overload
-    def mutation(self, fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
-    def mutation(self, fn: F | None = None, /, *, name: str | None = None) -> Any:
-        """Register a mutation (changes state, POST)."""
-        return self._decorator("mutation", fn, name)
+    def mutation(
+        self, fn: None = None, /, *, access: Access, name: str | None = None
+    ) -> Callable[[F], F]: ...
+    def mutation(self, fn: F | None = None, /, *, access: Access, name: str | None = None) -> Any:
+        """Register a mutation (changes state, POST) that `access` may call."""
+        return self._decorator("mutation", fn, access, name)
 
     def include(self, name: str, router: Router) -> None:
         """Mount a sub-router under `name` (e.g. `stripe`)."""

@@ -14,15 +14,20 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from gateway.http.setting_lists import parse_cors_origins, parse_header_names, parse_trusted_proxies
 from gateway.webhooks.signature import parse_webhook_secrets
 
 __all__ = [
+    "MIN_APP_SECRET_LENGTH",
     "SETTING_DOCS",
     "ConfigurationError",
     "ConfiguredValues",
     "Settings",
+    "app_secret_problems",
+    "http_list_problems",
     "inspect_settings",
     "load_settings",
+    "qr_secrets",
     "read_dotenv",
 ]
 
@@ -66,15 +71,92 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_max_network_retries: Annotated[
         int, msgspec.Meta(ge=0, le=5, description="Retries of a Stripe call on network errors, 409 and 5xx")
     ] = 2
-    jwt_secret: Annotated[str, _doc("HMAC key for the app's bearer tokens")] = ""
-    qr_secret: Annotated[str, _doc("HMAC key for signed QR codes")] = ""
+    jwt_secret: Annotated[
+        str,
+        _doc(
+            "HMAC-SHA256 key of the app's bearer tokens (`Authorization: Bearer <JWT>`), 32+ characters; empty (not"
+            " in production): no token is accepted"
+        ),
+    ] = ""
+    qr_secret: Annotated[
+        str,
+        _doc(
+            "HMAC key(s) of the payment QR codes, 32+ characters each; several, comma-separated, while rolling it"
+            " (the first signs, any verifies); empty (not in production): no QR codes"
+        ),
+    ] = ""
     database_url: Annotated[
         str,
         _doc("Where orders, refunds and events are kept: `sqlite:///relative/path` or `sqlite:////abs/path`"),
     ] = "sqlite:///data/gateway.sqlite3"
-    gateway_admin_token: Annotated[
+    gateway_jwt_issuer: Annotated[str, _doc("Required `iss` of bearer tokens; empty: not checked")] = ""
+    gateway_jwt_audience: Annotated[str, _doc("Required `aud` of bearer tokens; empty: not checked")] = ""
+    gateway_jwt_leeway: Annotated[
+        float,
+        msgspec.Meta(ge=0, le=300, description="Seconds of clock skew allowed on `exp`, `nbf` and `iat`"),
+    ] = 30.0
+    gateway_guest_checkout: Annotated[
+        bool,
+        _doc(
+            "Let callers without a token pay (guest checkout); a guest's order is then reached with its"
+            " `clientSecret`"
+        ),
+    ] = False
+    gateway_qr_single_use: Annotated[
+        bool, _doc("A payment QR code verifies once; later scans answer `already_used`")
+    ] = False
+    gateway_rate_limit_user: Annotated[
+        int, msgspec.Meta(ge=0, description="Mutations per minute per signed-in user (0: no limit)")
+    ] = 30
+    gateway_rate_limit_client: Annotated[
+        int, msgspec.Meta(ge=0, description="Mutations per minute per client address (0: no limit)")
+    ] = 60
+    gateway_max_concurrent_requests: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            description="Requests handled at once per process (metrics routes apart); more are 503 at once",
+        ),
+    ] = 512
+    gateway_header_timeout: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            description="Seconds a client has to send a request's line and headers; then 408, connection closed",
+        ),
+    ] = 10.0
+    gateway_body_timeout: Annotated[
+        float, msgspec.Meta(gt=0, description="Seconds a client has to send a request's body")
+    ] = 15.0
+    gateway_handler_timeout: Annotated[
+        float, msgspec.Meta(gt=0, description="Seconds a request may take to be answered; then TIMEOUT (408)")
+    ] = 90.0
+    gateway_keepalive_timeout: Annotated[
+        float, msgspec.Meta(gt=0, description="Seconds an idle keep-alive connection is kept open")
+    ] = 15.0
+    gateway_cors_origins: Annotated[
         str,
-        _doc("Bearer token that may call admin procedures (`stripe.refund`) over HTTP; empty: nobody may"),
+        _doc(
+            "Web origins allowed to call /trpc and /rpc from a browser, comma-separated"
+            " (`https://shop.example.com`); empty: CORS off"
+        ),
+    ] = ""
+    gateway_cors_allow_credentials: Annotated[
+        bool, _doc("Allow cross-origin requests with cookies (`Access-Control-Allow-Credentials`)")
+    ] = False
+    gateway_cors_allow_headers: Annotated[
+        str,
+        _doc(
+            "Request headers web clients may send besides the tRPC ones (`content-type`, `authorization`,"
+            " `trpc-accept`, `x-trpc-source`), comma-separated"
+        ),
+    ] = ""
+    gateway_trusted_proxies: Annotated[
+        str,
+        _doc(
+            "Proxies (IP addresses or CIDR networks, comma-separated) whose `X-Forwarded-For` and"
+            " `X-Forwarded-Proto` are believed; empty: none"
+        ),
     ] = ""
     gateway_native_pay_cache_ttl: Annotated[
         float, msgspec.Meta(ge=0, description="Seconds a domain's Apple Pay / Google Pay answer is cached")
@@ -180,8 +262,49 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         parse_webhook_secrets(settings.stripe_webhook_secret)
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
+    problems = {**app_secret_problems(settings), **http_list_problems(settings)}
+    if problems:
+        raise ConfigurationError("; ".join(f"{var}: {text}" for var, text in problems.items()))
     check_production(settings)
     return settings
+
+
+MIN_APP_SECRET_LENGTH = 32
+"""HMAC keys shorter than SHA-256's output are guessable offline from one token (RFC 7518, section 3.2)."""
+
+
+def qr_secrets(value: str) -> list[str]:
+    """QR_SECRET's keys, newest first: the first signs new codes, every one verifies (rolling the key)."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def app_secret_problems(settings: Settings) -> dict[str, str]:
+    """JWT_SECRET and QR_SECRET keys that are set but too short to be HMAC keys, by variable."""
+    problems: dict[str, str] = {}
+    if settings.jwt_secret and len(settings.jwt_secret) < MIN_APP_SECRET_LENGTH:
+        problems["JWT_SECRET"] = f"too short: at least {MIN_APP_SECRET_LENGTH} characters"
+    short = [n for n, key in enumerate(qr_secrets(settings.qr_secret), 1) if len(key) < MIN_APP_SECRET_LENGTH]
+    if short:
+        which = "the key" if len(qr_secrets(settings.qr_secret)) == 1 else f"key {short[0]} of the list"
+        problems["QR_SECRET"] = f"{which} is too short: at least {MIN_APP_SECRET_LENGTH} characters"
+    return problems
+
+
+def http_list_problems(settings: Settings) -> dict[str, str]:
+    """The HTTP layer's lists (CORS origins and headers, trusted proxies) that the server could not use, by
+    variable: checked here with the server's own parsers, so a typo stops the start instead of silently opening or
+    closing something."""
+    problems: dict[str, str] = {}
+    for var, value, parse in (
+        ("GATEWAY_CORS_ORIGINS", settings.gateway_cors_origins, parse_cors_origins),
+        ("GATEWAY_CORS_ALLOW_HEADERS", settings.gateway_cors_allow_headers, parse_header_names),
+        ("GATEWAY_TRUSTED_PROXIES", settings.gateway_trusted_proxies, parse_trusted_proxies),
+    ):
+        try:
+            parse(value)
+        except ValueError as error:
+            problems[var] = str(error)
+    return problems
 
 
 def check_production(settings: Settings) -> None:
@@ -201,6 +324,15 @@ def check_production(settings: Settings) -> None:
         )
     if not settings.stripe_publishable_key.startswith("pk_live_"):
         problems.append("STRIPE_PUBLISHABLE_KEY must be a live key (pk_live_…) when NODE_ENV=production")
+    if not settings.jwt_secret:
+        problems.append("JWT_SECRET is required when NODE_ENV=production (without it nobody can sign in)")
+    if not qr_secrets(settings.qr_secret):
+        problems.append("QR_SECRET is required when NODE_ENV=production (it signs the payment QR codes)")
+    if not settings.public_url.startswith("https://"):
+        problems.append(
+            "GATEWAY_PUBLIC_URL must be an https:// address when NODE_ENV=production (plain HTTP would carry"
+            " tokens and client secrets in clear)"
+        )
     if problems:
         raise ConfigurationError("; ".join(problems))
 
@@ -246,5 +378,9 @@ def inspect_settings(
     except ValueError as error:
         problems["STRIPE_WEBHOOK_SECRET"] = str(error).removeprefix("STRIPE_WEBHOOK_SECRET: ")
         del valid["stripe_webhook_secret"]
+    checked = msgspec.convert(valid, Settings, strict=False)
+    for var, problem in {**app_secret_problems(checked), **http_list_problems(checked)}.items():
+        problems[var] = problem
+        del valid[known[var]]
     settings = msgspec.convert(valid, Settings, strict=False)
     return ConfiguredValues(values=values, sources=sources, problems=problems, settings=settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
 from gateway.registry import Router
 from schemas.stripe import StripeConfig
@@ -22,4 +23,4 @@ def get_config(ctx: CallContext) -> StripeConfig:
 
 
 def register(router: Router) -> None:
-    router.query(get_config)
+    router.query(get_config, access=PUBLIC)

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
 from gateway.registry import Registry, Router
 from gateway.settings import Settings
@@ -23,12 +24,12 @@ class Out(msgspec.Struct):
 def test_paths_kinds_and_types_come_from_the_declaration() -> None:
     inner = Router()
 
-    @inner.query
+    @inner.query(access=PUBLIC)
     async def get_thing(ctx: CallContext, input: In) -> Out:
         """Gets the thing."""
         return Out(y=input.x)
 
-    @inner.mutation(name="doIt")
+    @inner.mutation(access=PUBLIC, name="doIt")
     async def do_it_differently(ctx: CallContext) -> None:
         return None
 
@@ -53,11 +54,11 @@ def test_paths_kinds_and_types_come_from_the_declaration() -> None:
 async def test_plain_function_procedures_are_called_without_awaiting() -> None:
     root = Router()
 
-    @root.query
+    @root.query(access=PUBLIC)
     def triple(ctx: CallContext, input: In) -> int:
         return input.x * 3
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def later(ctx: CallContext) -> int:
         return 7
 
@@ -76,7 +77,7 @@ async def test_plain_function_procedures_are_called_without_awaiting() -> None:
 async def test_call_passes_context_and_input() -> None:
     root = Router()
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def double(ctx: CallContext, input: In) -> Out:
         return Out(y=input.x * 2 + len(ctx.request_id))
 
@@ -90,11 +91,11 @@ async def test_call_passes_context_and_input() -> None:
 def test_optional_and_any_inputs() -> None:
     root = Router()
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def maybe(ctx: CallContext, input: In | None) -> int:
         return 0
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def anything(ctx: CallContext, input: Any) -> int:
         return 0
 
@@ -111,23 +112,23 @@ def test_optional_and_any_inputs() -> None:
 def test_registration_errors() -> None:
     root = Router()
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def dup(ctx: CallContext) -> int:
         return 1
 
     with pytest.raises(ValueError, match="registered twice"):
-        root.query(dup)
+        root.query(dup, access=PUBLIC)
 
     class NotAFunction:
         pass
 
     with pytest.raises(TypeError, match="must be a function"):
-        root.query(NotAFunction)
+        root.query(NotAFunction, access=PUBLIC)
 
     async def too_many(ctx: CallContext, a: int, b: int) -> int:
         return 1
 
     with pytest.raises(TypeError, match=r"\(ctx\) or \(ctx, input\)"):
-        root.query(too_many)
+        root.query(too_many, access=PUBLIC)
     with pytest.raises(ValueError, match="invalid"):
         root.include("a.b", Router())

@@ -7,9 +7,11 @@ from typing import Final
 from aiohttp import HttpVersion11, web
 from loguru import logger
 
+from gateway.auth.tokens import BearerAuth
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
-from gateway.http.auth import caller_from_authorization
+from gateway.http.client_address import client_address
+from gateway.http.limits import read_body
 from gateway.http.observe import REQUEST_ID, REQUEST_ID_HEADER
 from gateway.services import Services
 from gateway.trpc.resolver import TrpcRequest, TrpcResolver
@@ -27,7 +29,8 @@ class TrpcRoute:
         self._settings = resolver.settings
         self._services = services
         self._body_limit = resolver.settings.gateway_max_body_bytes
-        self._admin_token = resolver.settings.gateway_admin_token
+        self._body_timeout = resolver.settings.gateway_body_timeout
+        self._auth = BearerAuth(resolver.settings)
 
     async def _read_body(self, request: web.Request) -> tuple[bytes | None, TRPCError | None]:
         length = request.content_length
@@ -36,9 +39,11 @@ class TrpcRoute:
         if not request.body_exists:
             return None, None
         try:
-            return await request.read(), None
+            return await read_body(request, self._body_timeout), None
         except web.HTTPRequestEntityTooLarge:
             return None, TRPCError(ErrorCode.PAYLOAD_TOO_LARGE)
+        except TimeoutError:  # a client sending its body slower than GATEWAY_BODY_TIMEOUT allows
+            return None, TRPCError(ErrorCode.TIMEOUT, "Request body timeout")
         except web.RequestPayloadError:  # a body that ends before its Content-Length or chunked framing says
             return None, TRPCError(ErrorCode.BAD_REQUEST, "Invalid request body")
 
@@ -54,12 +59,14 @@ class TrpcRoute:
         if tail and tail[0] != "/":
             raise web.HTTPNotFound()
         body, body_error = (None, None) if request.method == "GET" else await self._read_body(request)
-        authorization = request.headers.get("authorization")
+        caller, token_problem = self._auth.caller_or_none(request.headers.get("authorization"))
         ctx = CallContext(
             request_id=request[REQUEST_ID],
             settings=self._settings,
             services=self._services,
-            caller=caller_from_authorization(authorization, self._admin_token) if authorization else None,
+            caller=caller,
+            token_problem=token_problem,
+            client=client_address(request),
         )
         result = await self._resolver.resolve(
             TrpcRequest(request.method, tail, request.query, request.headers, body, body_error), ctx

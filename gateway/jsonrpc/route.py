@@ -8,7 +8,7 @@
   UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE).
 * Every JSON-RPC answer, errors included, is 200 with `content-type: application/json`; a request of notifications
   only is 204 with no body.
-* The caller comes from `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`, as on /trpc; a call of a `stripe.*` method
+* The caller comes from `Authorization: Bearer <JWT>`, as on /trpc; a call of a `stripe.*` method
   makes it a payment request in the logs (`payment_request_started` / `_completed` / `_error`).
 """
 
@@ -19,9 +19,11 @@ from typing import Final
 from aiohttp import web
 
 from gateway import codec
+from gateway.auth.tokens import BearerAuth
 from gateway.context import CallContext
 from gateway.errors import ErrorCode
-from gateway.http.auth import caller_from_authorization
+from gateway.http.client_address import client_address
+from gateway.http.limits import read_body
 from gateway.http.observe import REQUEST_ID, payment_request_started
 from gateway.jsonrpc.dispatch import Dispatcher
 from gateway.metrics.recorder import PAYMENT_PROCEDURE_PREFIX, Metrics
@@ -62,7 +64,8 @@ class RpcRoute:
         self._settings = settings
         self._services = services
         self._body_limit = settings.gateway_max_body_bytes
-        self._admin_token = settings.gateway_admin_token
+        self._body_timeout = settings.gateway_body_timeout
+        self._auth = BearerAuth(settings)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
@@ -81,7 +84,11 @@ class RpcRoute:
         try:
             if length is not None and length > self._body_limit:
                 raise web.HTTPRequestEntityTooLarge(max_size=self._body_limit, actual_size=length)
-            body = await request.read()
+            body = await read_body(request, self._body_timeout)
+        except TimeoutError:  # a client sending its body slower than GATEWAY_BODY_TIMEOUT allows
+            response = _http_error(ErrorCode.TIMEOUT, "Request body timeout")
+            response.force_close()
+            return response
         except web.HTTPRequestEntityTooLarge:
             response = _http_error(ErrorCode.PAYLOAD_TOO_LARGE, "Request body too large")
             response.force_close()
@@ -93,12 +100,14 @@ class RpcRoute:
         parsed = self.dispatcher.parse(body)
         if any(method.startswith(PAYMENT_PROCEDURE_PREFIX) for method in parsed.methods):
             payment_request_started(request)
-        authorization = request.headers.get("authorization")
+        caller, token_problem = self._auth.caller_or_none(request.headers.get("authorization"))
         ctx = CallContext(
             request_id=request[REQUEST_ID],
             settings=self._settings,
             services=self._services,
-            caller=caller_from_authorization(authorization, self._admin_token) if authorization else None,
+            caller=caller,
+            token_problem=token_problem,
+            client=client_address(request),
         )
         answer = await self.dispatcher.answer(parsed, ctx)
         if answer is None:

@@ -18,6 +18,7 @@ from typing import Any, Final
 import msgspec
 from loguru import logger
 
+from gateway.auth.guard import admit
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
 from gateway.metrics.recorder import OK, Metrics
@@ -217,6 +218,7 @@ class TrpcResolver:
                 transport=transport,
             )
         try:
+            admit(proc, ctx)  # who may call it and abuse limits come before its input is even read
             value = reader.read(index, proc.input) if proc.input is not None else None
             if not proc.is_async:
                 output = proc.invoke(ctx, value)

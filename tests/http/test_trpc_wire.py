@@ -34,6 +34,7 @@ import pytest
 import yarl
 from multidict import CIMultiDictProxy
 
+from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
 from gateway.registry import Router
 from gateway.settings import Settings
@@ -503,7 +504,7 @@ class Order(msgspec.Struct):
 def order_router() -> Router:
     root = Router()
 
-    @root.mutation
+    @root.mutation(access=PUBLIC)
     async def order(ctx: CallContext, input: Order) -> int:
         return len(input.lines)
 

@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 
+from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
 from gateway.http.app import METRICS
 from gateway.registry import Router
@@ -18,11 +19,11 @@ SLOW_SECONDS = 0.3
 def router() -> Router:
     root, stripe = Router(), Router()
 
-    @stripe.query
+    @stripe.query(access=PUBLIC)
     async def fast(ctx: CallContext) -> str:
         return "fast"
 
-    @stripe.query
+    @stripe.query(access=PUBLIC)
     async def slow(ctx: CallContext) -> str:
         await asyncio.sleep(SLOW_SECONDS)  # the procedure's own work, not a wait in the test
         return "slow"

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from gateway.auth.access import PUBLIC
 from gateway.cli import main
 from gateway.ops.schema import DEFAULT_TYPESCRIPT_OUTPUT, render_typescript
 from gateway.registry import Registry, Router
@@ -90,15 +91,15 @@ def test_translation_of_other_types() -> None:
     router = Router()
     nested = Router()
 
-    @nested.query
+    @nested.query(access=PUBLIC)
     async def echo(ctx: object, input: list[int] | None) -> tuple[int, str]:
         raise NotImplementedError
 
-    @nested.mutation(name="odd-name")
+    @nested.mutation(access=PUBLIC, name="odd-name")
     async def odd(ctx: object, input: _Tagged | _Other) -> dict[str, float]:
         raise NotImplementedError
 
-    @router.query
+    @router.query(access=PUBLIC)
     async def anything(ctx: object, input: Any) -> _Row:
         raise NotImplementedError
 

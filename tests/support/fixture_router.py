@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
 from gateway.registry import Router
@@ -60,16 +61,16 @@ class When(msgspec.Struct, rename="camel"):
 def fixture_router() -> Router:
     root = Router()
 
-    @root.query
+    @root.query(access=PUBLIC)
     def greet(ctx: CallContext, input: GreetInput | None) -> Greeting:
         name = input.name if input is not None and isinstance(input.name, str) else "world"
         return Greeting(hello=name)
 
-    @root.query
+    @root.query(access=PUBLIC)
     def no_input(ctx: CallContext) -> str:
         return "pong"
 
-    @root.mutation
+    @root.mutation(access=PUBLIC)
     def add(ctx: CallContext, input: AddInput) -> int:
         return input.a + input.b
 
@@ -77,60 +78,60 @@ def fixture_router() -> Router:
         undefined = input is msgspec.UNSET
         return Echo(received=None if undefined else input, was_undefined=undefined)
 
-    @root.mutation
+    @root.mutation(access=PUBLIC)
     async def echo_mut(ctx: CallContext, input: Any) -> Echo:
         return echo(input)
 
-    @root.query(name="echo")
+    @root.query(access=PUBLIC, name="echo")
     async def echo_query(ctx: CallContext, input: Any) -> Echo:
         return echo(input)
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def boom(ctx: CallContext) -> str:
         raise RuntimeError("kaboom")
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def throw_code(ctx: CallContext, input: str) -> str:
         raise TRPCError(ErrorCode[input], f"thrown {input}")
 
-    @root.query
+    @root.query(access=PUBLIC)
     def boom_plain(ctx: CallContext) -> str:
         """Python only: a plain (non-async) procedure that fails unexpectedly."""
         raise RuntimeError("plain kaboom")
 
-    @root.query
+    @root.query(access=PUBLIC)
     def throw_code_plain(ctx: CallContext, input: str) -> str:
         """Python only: a plain procedure that throws a tRPC error."""
         raise TRPCError(ErrorCode[input], f"thrown plainly {input}")
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def slow(ctx: CallContext, input: SlowInput) -> Waited:
         await asyncio.sleep(input.ms / 1000)
         return Waited(waited=input.ms)
 
-    @root.query
+    @root.query(access=PUBLIC)
     def when(ctx: CallContext, input: WhenInput) -> When:
         return When(at=input.at, next_day=input.at + timedelta(days=1))
 
-    @root.query
+    @root.query(access=PUBLIC)
     def ret_undefined(ctx: CallContext) -> None:
         return None
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def awaits_a_cancelled_future(ctx: CallContext) -> str:
         """Python only: awaits a future that something else cancelled."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         future.cancel()
         return await future
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def whoami(ctx: CallContext) -> dict[str, str] | None:
         """Echoes the connectionParams the request carried."""
         return ctx.connection_params
 
     deep = Router()
 
-    @deep.query
+    @deep.query(access=PUBLIC)
     async def hi(ctx: CallContext) -> str:
         return "hi"
 

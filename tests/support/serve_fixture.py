@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
 from gateway.http.app import create_app
 from gateway.http.server import serve
@@ -19,7 +20,7 @@ HOLD_SECONDS = 1.0
 def main() -> None:
     router = Router()
 
-    @router.query
+    @router.query(access=PUBLIC)
     async def hold(ctx: CallContext) -> str:
         print("holding", flush=True)
         await asyncio.sleep(HOLD_SECONDS)

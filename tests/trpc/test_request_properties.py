@@ -65,6 +65,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
+from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
 from gateway.registry import InputSpec, Registry, Router
@@ -144,32 +145,32 @@ def property_router() -> Router:
     and any input. Each returns a value built from its validated input and cannot fail."""
     root = Router()
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def lookup(ctx: CallContext, input: LookupInput) -> LookupOut:
         return LookupOut(id=input.id, limit=input.limit)
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def search(ctx: CallContext, input: SearchInput | None) -> SearchOut:
         return (
             SearchOut(tags=[], since=None) if input is None else SearchOut(tags=input.tags, since=input.since)
         )
 
-    @root.query
+    @root.query(access=PUBLIC)
     async def ping(ctx: CallContext) -> str:
         return "pong"
 
-    @root.mutation
+    @root.mutation(access=PUBLIC)
     async def note(ctx: CallContext, input: Any) -> str:
         return "undefined" if input is msgspec.UNSET else type(input).__name__
 
     orders = Router()
 
-    @orders.mutation
+    @orders.mutation(access=PUBLIC)
     async def create(ctx: CallContext, input: CreateOrder) -> OrderSummary:
         total = sum(item.quantity * item.price for item in input.items)
         return OrderSummary(input.customer.email, len(input.items), total, input.placed_at, input.status)
 
-    @orders.mutation
+    @orders.mutation(access=PUBLIC)
     async def touch(ctx: CallContext) -> None:
         return None
 
