@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.registry import Router
-from procedures import stripe_config, stripe_payments
+from procedures import stripe_config, stripe_payments, stripe_qr
 
 __all__ = ["build_router"]
 
@@ -13,6 +13,7 @@ def build_router() -> Router:
     stripe = Router()
     stripe_config.register(stripe)
     stripe_payments.register(stripe)
+    stripe_qr.register(stripe)
     root = Router()
     root.include("stripe", stripe)
     return root

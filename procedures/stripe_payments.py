@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gateway.auth.access import ADMIN, ADMIN_ROLE, PUBLIC, USER
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
 from gateway.maintenance import MAINTENANCE
-from gateway.payments import PAYMENTS, Actor, PaymentService
+from gateway.payments import GUEST, PAYMENTS, Actor, PaymentService, user_actor
 from gateway.registry import Router
 from gateway.store import StoreUnavailable
 from gateway.stripe_api import StripeCallError, to_trpc_error
@@ -29,13 +30,11 @@ from schemas.stripe import (
     RefundResult,
 )
 
-__all__ = ["ADMIN_ROLE", "register"]
-
-ADMIN_ROLE = "admin"
+__all__ = ["actor", "as_trpc_errors", "register"]
 
 
 @contextmanager
-def _as_trpc_errors() -> Iterator[None]:
+def as_trpc_errors() -> Iterator[None]:
     try:
         yield
     except StripeCallError as failure:
@@ -56,23 +55,12 @@ async def _refuse_in_maintenance(ctx: CallContext) -> None:
         await ctx.services[MAINTENANCE].refuse_if_on()
 
 
-def _actor(ctx: CallContext) -> Actor:
+def actor(ctx: CallContext) -> Actor:
+    """The audit trail's name for the caller: `user:<sub>` for a signed-in user, `guest` without a token."""
     caller = ctx.caller
     if caller is None:
-        return Actor("anonymous", ctx.request_id)
-    return Actor(caller.user_id, ctx.request_id, is_admin=ADMIN_ROLE in caller.roles)
-
-
-def _require_admin(ctx: CallContext) -> Actor:
-    """Admin procedures are closed unless an admin token is configured, and then need it."""
-    actor = _actor(ctx)
-    if actor.is_admin:
-        return actor
-    if ctx.caller is None and not ctx.settings.gateway_admin_token:
-        raise TRPCError(ErrorCode.FORBIDDEN, "Refunds over HTTP are disabled on this gateway")
-    if ctx.caller is None:
-        raise TRPCError(ErrorCode.UNAUTHORIZED, "This procedure needs an admin token")
-    raise TRPCError(ErrorCode.FORBIDDEN, "This procedure is for admins")
+        return Actor(GUEST, ctx.request_id)
+    return Actor(user_actor(caller.user_id), ctx.request_id, is_admin=caller.has_role(ADMIN_ROLE))
 
 
 async def create_payment_intent(ctx: CallContext, input: CreatePaymentIntentInput) -> PaymentIntentResult:
@@ -81,15 +69,15 @@ async def create_payment_intent(ctx: CallContext, input: CreatePaymentIntentInpu
     CONFLICT. With `customer`, a Stripe Customer is created or reused and an ephemeral key returned.
     SERVICE_UNAVAILABLE while maintenance is on."""
     await _refuse_in_maintenance(ctx)
-    with _as_trpc_errors():
-        return await _payments(ctx).create_payment_intent(input, _actor(ctx))
+    with as_trpc_errors():
+        return await _payments(ctx).create_payment_intent(input, actor(ctx))
 
 
 async def get_payment_status(ctx: CallContext, input: OrderInput) -> PaymentStatusResult:
     """The order's payment status, amounts and refunded total, as the gateway knows them (kept current by
     Stripe's webhooks; checked with Stripe while the payment is not final)."""
-    with _as_trpc_errors():
-        return await _payments(ctx).payment_status(input.order_id, _actor(ctx))
+    with as_trpc_errors():
+        return await _payments(ctx).payment_status(input.order_id, actor(ctx), input.client_secret)
 
 
 async def cancel_payment_intent(
@@ -98,32 +86,35 @@ async def cancel_payment_intent(
     """Cancel the order's unpaid PaymentIntent (idempotent: canceling twice answers `canceled`). A paid order is
     refunded, not canceled (CONFLICT). SERVICE_UNAVAILABLE while maintenance is on."""
     await _refuse_in_maintenance(ctx)
-    with _as_trpc_errors():
-        return await _payments(ctx).cancel(input.order_id, _actor(ctx))
+    with as_trpc_errors():
+        return await _payments(ctx).cancel(input.order_id, actor(ctx), input.client_secret)
 
 
 async def refund(ctx: CallContext, input: RefundInput) -> RefundResult:
     """Admin only. Refund a paid order: everything left without `amount`, else `amount` (at most what is left).
     With `idempotencyKey`, a retried request never refunds twice. SERVICE_UNAVAILABLE while maintenance is on
     (`gateway refund` still works)."""
-    actor = _require_admin(ctx)
     await _refuse_in_maintenance(ctx)
-    with _as_trpc_errors():
+    with as_trpc_errors():
         return await _payments(ctx).refund(
-            input.order_id, input.amount, actor, reason=input.reason, idempotency_key=input.idempotency_key
+            input.order_id,
+            input.amount,
+            actor(ctx),
+            reason=input.reason,
+            idempotency_key=input.idempotency_key,
         )
 
 
 async def check_native_pay_availability(ctx: CallContext, input: NativePayInput) -> NativePayAvailability:
     """Whether Apple Pay and Google Pay are enabled and active for a web domain at Stripe (cached; when Stripe
     cannot be reached, the last known answer)."""
-    with _as_trpc_errors():
+    with as_trpc_errors():
         return await _payments(ctx).native_pay_availability(input.domain)
 
 
 def register(router: Router) -> None:
-    router.mutation(create_payment_intent)
-    router.query(get_payment_status)
-    router.mutation(cancel_payment_intent)
-    router.mutation(refund)
-    router.query(check_native_pay_availability)
+    router.mutation(create_payment_intent, access=USER)
+    router.query(get_payment_status, access=USER)
+    router.mutation(cancel_payment_intent, access=USER)
+    router.mutation(refund, access=ADMIN)
+    router.query(check_native_pay_availability, access=PUBLIC)

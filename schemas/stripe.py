@@ -17,10 +17,15 @@ __all__ = [
     "NativePayInput",
     "OrderInput",
     "PaymentIntentResult",
+    "PaymentQrCode",
+    "PaymentQrCodeInput",
     "PaymentStatusResult",
+    "QrRefusal",
+    "QrVerification",
     "RefundInput",
     "RefundResult",
     "StripeConfig",
+    "VerifyPaymentQrCodeInput",
 ]
 
 OrderId = Annotated[
@@ -54,6 +59,18 @@ Hostname = Annotated[
         max_length=253,
         pattern=r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$",
         description="A host name such as `shop.example.com` (internationalised names in their xn-- form)",
+    ),
+]
+ClientSecret = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=300,
+        pattern=r"^[A-Za-z0-9_]+$",
+        description=(
+            "The clientSecret createPaymentIntent returned: with guest checkout, how a caller without a bearer token"
+            " proves the order is theirs"
+        ),
     ),
 ]
 PaymentIntentStatus = Literal[
@@ -97,6 +114,8 @@ class CreatePaymentIntentInput(msgspec.Struct, rename="camel", frozen=True):
     description: Annotated[str, Meta(max_length=1000)] | None = None
     metadata: Metadata | None = None
     customer: CustomerInput | None = None
+    client_secret: ClientSecret | None = None
+    """A guest changing its own order (e.g. a new amount) sends the client secret it was given."""
 
 
 class PaymentIntentResult(msgspec.Struct, rename="camel", frozen=True):
@@ -117,6 +136,8 @@ class PaymentIntentResult(msgspec.Struct, rename="camel", frozen=True):
 
 class OrderInput(msgspec.Struct, rename="camel", frozen=True):
     order_id: OrderId
+    client_secret: ClientSecret | None = None
+    """Only for a guest (no bearer token): the order's client secret."""
 
 
 class PaymentStatusResult(msgspec.Struct, rename="camel", frozen=True):
@@ -135,6 +156,8 @@ class PaymentStatusResult(msgspec.Struct, rename="camel", frozen=True):
 
 class CancelPaymentIntentInput(msgspec.Struct, rename="camel", frozen=True):
     order_id: OrderId
+    client_secret: ClientSecret | None = None
+    """Only for a guest (no bearer token): the order's client secret."""
 
 
 class CancelPaymentIntentResult(msgspec.Struct, rename="camel", frozen=True):
@@ -172,3 +195,45 @@ class NativePayAvailability(msgspec.Struct, rename="camel", frozen=True):
 
     apple_pay: bool
     google_pay: bool
+
+
+class PaymentQrCodeInput(msgspec.Struct, rename="camel", frozen=True):
+    order_id: OrderId
+    client_secret: ClientSecret | None = None
+    """Only for a guest (no bearer token): the order's client secret."""
+
+
+class PaymentQrCode(msgspec.Struct, rename="camel", frozen=True):
+    """Proof of a paid order, to show at a counter or a door: staff scan it (`verifyPaymentQrCode`)."""
+
+    order_id: str
+    token: str
+    """What the QR code holds: a signed token naming the order, and nothing personal."""
+    svg: str
+    """The QR code as a standalone, scalable SVG document."""
+
+
+class VerifyPaymentQrCodeInput(msgspec.Struct, rename="camel", frozen=True):
+    token: Annotated[str, Meta(min_length=1, max_length=4096, description="The scanned QR code's text")]
+
+
+QrRefusal = Literal[
+    "malformed", "unknown_key", "bad_signature", "unknown_order", "not_paid", "refunded", "already_used"
+]
+
+
+class QrVerification(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """Whether a scanned QR code proves a payment now, and if not, why."""
+
+    valid: bool
+    reason: QrRefusal | None = None
+    """Why not: not a payment QR code (`malformed`), signed by a key this gateway no longer holds
+    (`unknown_key`), forged or altered (`bad_signature`), an order the gateway does not know (`unknown_order`),
+    not paid (`not_paid`), fully refunded (`refunded`), or scanned before with single use on (`already_used`)."""
+    order_id: str | None = None
+    amount: int | None = None
+    """What was paid, in the currency's minor unit."""
+    currency: str | None = None
+    amount_refunded: int | None = None
+    redeemed_at: str | None = None
+    """With single use: when the code was first scanned (ISO 8601 UTC)."""

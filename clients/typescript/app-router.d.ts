@@ -17,6 +17,7 @@ export interface CancelPaymentIntentInput {
    * @pattern ^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f]+$
    */
   orderId: string;
+  clientSecret?: string | null;
 }
 
 export interface CancelPaymentIntentResult {
@@ -46,6 +47,7 @@ export interface CreatePaymentIntentInput {
   description?: string | null;
   metadata?: Record<string, string> | null;
   customer?: CustomerInput | null;
+  clientSecret?: string | null;
 }
 
 /**
@@ -86,6 +88,7 @@ export interface OrderInput {
    * @pattern ^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f]+$
    */
   orderId: string;
+  clientSecret?: string | null;
 }
 
 /**
@@ -103,6 +106,26 @@ export interface PaymentIntentResult {
   ephemeralKey?: string | null;
 }
 
+/**
+ * Proof of a paid order, to show at a counter or a door: staff scan it (`verifyPaymentQrCode`).
+ */
+export interface PaymentQrCode {
+  orderId: string;
+  token: string;
+  svg: string;
+}
+
+export interface PaymentQrCodeInput {
+  /**
+   * The app's own order id: printable text, 1-200 characters
+   * @minLength 1
+   * @maxLength 200
+   * @pattern ^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f]+$
+   */
+  orderId: string;
+  clientSecret?: string | null;
+}
+
 export interface PaymentStatusResult {
   orderId: string;
   status: "canceled" | "creating" | "processing" | "requires_action" | "requires_capture" | "requires_confirmation" | "requires_payment_method" | "succeeded";
@@ -114,6 +137,19 @@ export interface PaymentStatusResult {
   paymentIntentId: string | null;
   lastPaymentError: string | null;
   updatedAt: string;
+}
+
+/**
+ * Whether a scanned QR code proves a payment now, and if not, why.
+ */
+export interface QrVerification {
+  valid: boolean;
+  reason?: "already_used" | "bad_signature" | "malformed" | "not_paid" | "refunded" | "unknown_key" | "unknown_order" | null;
+  orderId?: string | null;
+  amount?: number | null;
+  currency?: string | null;
+  amountRefunded?: number | null;
+  redeemedAt?: string | null;
 }
 
 export interface RefundInput {
@@ -147,6 +183,15 @@ export interface StripeConfig {
   merchantDisplayName: string;
   merchantCountryCode: string;
   testMode: boolean;
+}
+
+export interface VerifyPaymentQrCodeInput {
+  /**
+   * The scanned QR code's text
+   * @minLength 1
+   * @maxLength 4096
+   */
+  token: string;
 }
 
 /** The gateway's root types: no context or meta visible to clients, tRPC's default error shape, plain JSON (no transformer). */
@@ -184,6 +229,14 @@ export type AppRouterRecord = {
      * Whether Apple Pay and Google Pay are enabled and active for a web domain at Stripe (cached; when Stripe cannot be reached, the last known answer).
      */
     checkNativePayAvailability: TRPCQueryProcedure<{ input: NativePayInput; output: NativePayAvailability; meta: object; errorShape: TRPCDefaultErrorShape }>;
+    /**
+     * A paid order's QR code (a signed token naming the order, and its SVG image), for the order's owner (a guest: with the client secret). NOT_FOUND for an order the caller may not reach; CONFLICT while it is not paid or once it is fully refunded; PRECONDITION_FAILED when the gateway has no QR_SECRET.
+     */
+    getPaymentQrCode: TRPCQueryProcedure<{ input: PaymentQrCodeInput; output: PaymentQrCode; meta: object; errorShape: TRPCDefaultErrorShape }>;
+    /**
+     * Staff only. Whether a scanned QR code proves a payment now: a genuine signature, the order paid and not fully refunded, and with single use on, not scanned before (this scan is then recorded). A refusal is an answer with `valid: false` and the reason, not an error.
+     */
+    verifyPaymentQrCode: TRPCMutationProcedure<{ input: VerifyPaymentQrCodeInput; output: QrVerification; meta: object; errorShape: TRPCDefaultErrorShape }>;
   };
 };
 

@@ -9,7 +9,10 @@ from typing import Final
 from aiohttp import web
 from loguru import logger
 
+from gateway.auth.guard import RATE_LIMITS, RateLimits
+from gateway.http.hygiene import add_response_headers
 from gateway.http.observe import request_observer
+from gateway.http.protocol import GatewayRunner
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
 from gateway.jsonrpc import RPC_PATH, RpcRoute
 from gateway.logs import BufferedLog
@@ -18,6 +21,7 @@ from gateway.metrics.health import HealthMonitor, HealthWatch
 from gateway.metrics.recorder import Metrics
 from gateway.metrics.routes import MetricsRoutes
 from gateway.payments import PAYMENTS, PaymentService
+from gateway.payments.qr_codes import QR_CODES, QrCodes
 from gateway.registry import Registry, Router
 from gateway.services import Services
 from gateway.settings import Settings
@@ -27,7 +31,7 @@ from gateway.trpc.resolver import TrpcResolver
 from gateway.webhooks.route import WEBHOOK_PATH, WEBHOOKS, WebhookRoute
 from gateway.webhooks.service import WebhookService
 
-__all__ = ["METRICS", "REQUEST_LOG", "SERVICES", "VERSION", "create_app", "runner_options"]
+__all__ = ["METRICS", "REQUEST_LOG", "SERVICES", "VERSION", "create_app", "gateway_runner", "runner_options"]
 
 REQUEST_LOG: Final = web.AppKey("request_log", BufferedLog)
 SERVICES: Final = web.AppKey("services", Services)
@@ -43,6 +47,7 @@ def _version() -> str:
         return "0+unknown"
 
 
+LINGERING_SECONDS: Final = 2.0
 VERSION: Final = _version()
 """The installed package's version (health, `gateway_info`)."""
 
@@ -62,11 +67,13 @@ def create_app(
 
         router = build_router()
     services = services if services is not None else Services()
+    if RATE_LIMITS not in services:
+        services[RATE_LIMITS] = RateLimits(settings)
     registry = Registry(router)
     request_log = BufferedLog(settings.gateway_log_level)
     metrics = Metrics()
     health = HealthMonitor(settings, metrics, version=VERSION)
-    observed = request_observer(request_log, metrics)
+    observed = request_observer(request_log, metrics, settings)
     app = web.Application(client_max_size=settings.gateway_max_body_bytes)
     app[REQUEST_LOG] = request_log
     app[SERVICES] = services
@@ -87,6 +94,7 @@ def create_app(
     # Every route goes through `observed`; this one stays last (it would shadow routes added after it), so that an
     # unknown path is still a 404 with a request id and a log line.
     app.router.add_route("*", r"/{tail:[\s\S]*}", observed("other", _not_found))
+    app.on_response_prepare.append(add_response_headers)  # every response: routes', errors, streams
     app.on_cleanup.append(_flush_log)
     return app
 
@@ -98,7 +106,8 @@ def _payment_services(
         store = await open_store(settings.database_url)
         stripe = StripeApi(settings)
         stripe.on_call = metrics.stripe_call
-        services[PAYMENTS] = PaymentService(store, stripe, settings, metrics=metrics)
+        services[PAYMENTS] = payments = PaymentService(store, stripe, settings, metrics=metrics)
+        services[QR_CODES] = QrCodes(payments, store, settings)
         services[WEBHOOKS] = WebhookService(store, settings, metrics)
         services[MAINTENANCE] = health.maintenance = MaintenanceSwitch(store)
         health.store = store
@@ -130,8 +139,14 @@ async def _flush_log(app: web.Application) -> None:
 
 
 def runner_options(settings: Settings) -> dict[str, object]:
-    """Server options for `AppRunner`/`run_app`: long request lines (8 KB+ batched GET URLs), raw bodies."""
+    """Server options for `AppRunner`: long request lines (8 KB+ batched GET URLs), raw bodies, the idle
+    keep-alive timeout."""
     return {
+        "keepalive_timeout": settings.gateway_keepalive_timeout,
+        # After an answer sent before the whole body arrived (413, a body timeout), aiohttp reads and drops the rest
+        # for this long before closing, so that the client gets the answer rather than a reset; its 10 s default
+        # would let a slow client hold the connection that much longer.
+        "lingering_time": LINGERING_SECONDS,
         "max_line_size": settings.gateway_max_url_bytes,
         "max_field_size": settings.gateway_max_header_bytes,
         # Bodies are read as sent, as @trpc/server reads them: tRPC clients never compress requests, and a server
@@ -139,3 +154,14 @@ def runner_options(settings: Settings) -> dict[str, object]:
         "auto_decompress": False,
         "access_log": None,
     }
+
+
+def gateway_runner(app: web.Application, settings: Settings, **options: object) -> web.AppRunner:
+    """The runner that serves `app` as `gateway serve` does: `runner_options`, and the request-head deadline
+    (GATEWAY_HEADER_TIMEOUT) on every connection. `options` go to `web.AppRunner` (`shutdown_timeout`, ...)."""
+    return GatewayRunner(
+        app,
+        head_timeout=settings.gateway_header_timeout,
+        **runner_options(settings),
+        **options,
+    )

@@ -2,9 +2,9 @@
 
 from typing import Final
 
-from gateway.payments.service import Actor, PaymentService
+from gateway.payments.service import GUEST, Actor, PaymentService, client_secret_digest, user_actor
 from gateway.services import ServiceKey
 
-__all__ = ["PAYMENTS", "Actor", "PaymentService"]
+__all__ = ["GUEST", "PAYMENTS", "Actor", "PaymentService", "client_secret_digest", "user_actor"]
 
 PAYMENTS: Final = ServiceKey[PaymentService]("payments")

@@ -8,6 +8,8 @@ Refund totals are Stripe's cumulative `amount_refunded`, which the store only ev
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 
 from gateway.logs import now_iso
@@ -18,6 +20,7 @@ from gateway.stripe_api.models import Charge, PaymentIntent
 __all__ = [
     "ORDER_ID_METADATA",
     "change_outcome",
+    "client_secret_digest",
     "error_text",
     "intent_record",
     "intent_report",
@@ -46,6 +49,11 @@ def error_text(intent: PaymentIntent) -> str | None:
     return f"{code}: {error.message}" if error.message else code
 
 
+def client_secret_digest(client_secret: str) -> str:
+    """What the store keeps of a client secret (SHA-256, hex): enough to recognise it, useless to pay with."""
+    return hashlib.sha256(client_secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def intent_record(order: Order, intent: PaymentIntent) -> PaymentIntentRecord:
     now = now_iso()
     return PaymentIntentRecord(
@@ -57,6 +65,7 @@ def intent_record(order: Order, intent: PaymentIntent) -> PaymentIntentRecord:
         status=intent.status,
         created_at=now,
         updated_at=now,
+        client_secret_sha256=client_secret_digest(intent.client_secret) if intent.client_secret else None,
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -42,6 +43,7 @@ from gateway.payments.currencies import amount_problem, normalise_currency
 from gateway.payments.reports import (
     ORDER_ID_METADATA,
     change_outcome,
+    client_secret_digest,
     error_text,
     intent_record,
     payment_status,
@@ -77,7 +79,7 @@ from schemas.stripe import (
     RefundResult,
 )
 
-__all__ = ["Actor", "PaymentService"]
+__all__ = ["GUEST", "Actor", "PaymentService", "client_secret_digest", "user_actor"]
 
 RESERVED_METADATA: Final = ORDER_ID_METADATA
 UPDATABLE: Final = frozenset(
@@ -100,10 +102,20 @@ _REFUND_NOT_SENT: Final = frozenset({FailureKind.RATE_LIMIT, FailureKind.AUTHENT
 _HOSTNAME: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
 
 
+GUEST: Final = "guest"
+"""The actor (and order owner) of a caller without a bearer token, when guest checkout is on."""
+
+
+def user_actor(user_id: str) -> str:
+    """The actor (and order owner) of a signed-in user: `user:<sub>`, never confusable with `guest`."""
+    return f"user:{user_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who asks, for the audit trail: a user id (`anonymous` before authentication), `operator:<name>` for the
-    command line; and the request id when there is one."""
+    """Who asks, for the audit trail and ownership: `user:<sub>` for a signed-in user, `guest` without a token,
+    `operator:<name>` for the command line; and the request id when there is one. Admins (and operators) reach
+    every order; others only their own (a guest: the orders whose client secret it holds)."""
 
     id: str
     request_id: str | None = None
@@ -194,6 +206,39 @@ class PaymentService:
             raise TRPCError(ErrorCode.NOT_FOUND, f'No order "{order_id}"')
         return order
 
+    async def _may_reach(self, order: Order, actor: Actor, client_secret: str | None) -> bool:
+        """Whether `actor` may see or change `order`: admins and operators any; a signed-in user their own; anyone
+        holding the client secret of a guest order (when guest checkout is on), compared in constant time."""
+        if actor.is_admin:
+            return True
+        if actor.id != GUEST and order.owner == actor.id:
+            return True
+        if order.owner != GUEST or not client_secret or not self._settings.gateway_guest_checkout:
+            return False
+        digest = client_secret_digest(client_secret)
+        known = [
+            intent.client_secret_sha256 for intent in await self._store.list_payment_intents(order.order_id)
+        ]
+        # Every stored digest is compared, so the time taken does not say which intent (or whether any) matched.
+        matches = [hmac.compare_digest(digest, stored) for stored in known if stored is not None]
+        return any(matches)
+
+    async def _owned_order(self, order_id: str, actor: Actor, client_secret: str | None) -> Order:
+        """The order if `actor` may reach it; otherwise NOT_FOUND, exactly as for an order that does not exist, so
+        that nobody learns which order ids are in use by asking."""
+        order = await self._store.get_order(order_id)
+        if order is None or not await self._may_reach(order, actor, client_secret):
+            raise TRPCError(ErrorCode.NOT_FOUND, f'No order "{order_id}"')
+        return order
+
+    async def _refuse_foreign(self, order: Order, actor: Actor, client_secret: str | None) -> None:
+        """A create for an order id someone else holds: CONFLICT (a create would show the id is taken anyway)."""
+        if not await self._may_reach(order, actor, client_secret):
+            raise TRPCError(
+                ErrorCode.CONFLICT,
+                f'Order id "{order.order_id}" is taken; a guest continuing its own order sends its clientSecret',
+            )
+
     # -- stripe.createPaymentIntent ----------------------------------------------------------------------------
 
     async def create_payment_intent(
@@ -207,6 +252,9 @@ class PaymentService:
             raise _invalid(["amount"], problem)
         if request.metadata and RESERVED_METADATA in request.metadata:
             raise _invalid(["metadata", RESERVED_METADATA], "order_id is set by the gateway from orderId")
+        existing = await self._store.get_order(request.order_id)
+        if existing is not None:  # before anything is made at Stripe for it (a Customer)
+            await self._refuse_foreign(existing, actor, request.client_secret)
         customer_id = (
             await self._customer(request.customer, actor, request.order_id) if request.customer else None
         )
@@ -274,7 +322,9 @@ class PaymentService:
         created_audit = self._audit(
             actor, "order.created", request.order_id, amount=request.amount, currency=currency
         )
-        order, _ = await self._store.create_order(new, created_audit)
+        order, created = await self._store.create_order(new, created_audit)
+        if not created:  # someone may have created it since the first look
+            await self._refuse_foreign(order, actor, request.client_secret)
         intent: PaymentIntent | None = None
         if order.payment_intent_id is None:
             order, intent = await self._create_intent(order, request, actor)
@@ -413,10 +463,10 @@ class PaymentService:
 
     async def _customer(self, customer: CustomerInput, actor: Actor, order_id: str) -> str:
         """The Stripe Customer for this caller and e-mail address, found again by a hash (the address itself is
-        not kept). An anonymous caller gets a new Customer per order: reusing one by e-mail alone would hand
+        not kept). A guest gets a new Customer per order: reusing one by e-mail alone would hand
         anybody who types an address an ephemeral key to that person's saved cards."""
         email = customer.email.strip().lower()
-        owner = actor.id if actor.id != "anonymous" else f"anonymous\0{order_id}"
+        owner = actor.id if actor.id != GUEST else f"{GUEST}\0{order_id}"
         email_hash = hashlib.sha256(f"{owner}\0{email}".encode()).hexdigest()
         known = await self._store.get_customer(email_hash)
         if known is not None:
@@ -439,10 +489,13 @@ class PaymentService:
 
     # -- stripe.getPaymentStatus -------------------------------------------------------------------------------
 
-    async def payment_status(self, order_id: str, actor: Actor) -> PaymentStatusResult:
+    async def payment_status(
+        self, order_id: str, actor: Actor, client_secret: str | None = None
+    ) -> PaymentStatusResult:
         """From the store, which webhooks keep current. While a payment is not final, Stripe is also asked (at
-        most every couple of seconds per order), so a status is right even before the webhook arrives."""
-        order = await self._order(order_id)
+        most every couple of seconds per order), so a status is right even before the webhook arrives.
+        NOT_FOUND for an order the actor may not reach."""
+        order = await self._owned_order(order_id, actor, client_secret)
         if (
             order.status not in FINAL
             and order.payment_intent_id is not None
@@ -491,7 +544,11 @@ class PaymentService:
 
     # -- stripe.cancelPaymentIntent ----------------------------------------------------------------------------
 
-    async def cancel(self, order_id: str, actor: Actor) -> CancelPaymentIntentResult:
+    async def cancel(
+        self, order_id: str, actor: Actor, client_secret: str | None = None
+    ) -> CancelPaymentIntentResult:
+        """NOT_FOUND for an order the actor may not reach (its owner never changes, so one check is enough)."""
+        await self._owned_order(order_id, actor, client_secret)
         async with self._order_lock(order_id):
             for _ in range(CAS_ATTEMPTS):
                 try:

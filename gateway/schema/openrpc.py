@@ -79,7 +79,9 @@ DESCRIPTION = (
     "The gateway's `stripe.*` procedures over JSON-RPC 2.0 (POST /rpc), the same procedures, validation and errors "
     "as the tRPC endpoint (/trpc) the app uses. Generated from the procedure registry by `gateway schema openrpc`: "
     "do not edit by hand. Params are by name: the `params` object is the procedure's input. Errors carry the "
-    "tRPC code in `error.data.code`."
+    "tRPC code in `error.data.code`. `x-access` says who may call a method: `public`; `user` (an "
+    "`Authorization: Bearer <JWT>` header, HS256 with the app's JWT_SECRET; or a guest, where guest checkout is "
+    "on); a role (`staff`, `admin`) the token must carry."
 )
 
 # JSON Schema draft-07 keywords (validation, applicators, annotations, core).
@@ -268,6 +270,7 @@ def _method(
     method["result"] = {"name": "result", "schema": output_schema}
     method["errors"] = method_errors()
     method["x-trpc-type"] = procedure.kind
+    method["x-access"] = str(procedure.access)
     return method
 
 

@@ -19,6 +19,7 @@ from gateway.store.models import (
     OrderEffect,
     OrderUpdate,
     PaymentIntentRecord,
+    QrRedemption,
     Refund,
     RefundRequest,
     RefundRequestStatus,
@@ -206,6 +207,13 @@ class Store(Protocol):
     async def set_maintenance(self, enabled: bool, message: str, audit: AuditEntry) -> Maintenance:
         """Switch on or off with `message`, in one transaction with `audit` (`audit.actor` is recorded as who
         switched it). Returns the switch as stored."""
+        ...
+
+    # -- QR codes ----------------------------------------------------------------------------------------------
+
+    async def redeem_qr(self, redemption: QrRedemption, audit: AuditEntry) -> tuple[QrRedemption, bool]:
+        """Record the first scan of an order's QR code (with `audit`, in one transaction); if the order's code was
+        scanned before, leave that record. Returns the stored record and whether this call wrote it."""
         ...
 
     # -- audit -------------------------------------------------------------------------------------------------

@@ -210,10 +210,27 @@ _MAINTENANCE: Final = (
     """,
 )
 
+_SECURITY: Final = (
+    # A guest (no bearer token) proves an order is theirs with its client secret: only a SHA-256 of it is kept, so
+    # the store alone never hands anyone a way to pay for, or look at, somebody else's order.
+    "ALTER TABLE payment_intents ADD COLUMN client_secret_sha256 TEXT",
+    # A payment QR code scanned by staff when single use is on: one row per order, the first scan wins.
+    """
+    CREATE TABLE qr_redemptions (
+        order_id TEXT PRIMARY KEY REFERENCES orders (order_id),
+        key_id TEXT NOT NULL,
+        redeemed_at TEXT NOT NULL,
+        redeemed_by TEXT NOT NULL,
+        request_id TEXT
+    )
+    """,
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "refund requests, webhook event orders", _REFUND_REQUESTS),
     Migration(3, "maintenance switch", _MAINTENANCE),
+    Migration(4, "guest client secrets, QR code redemptions", _SECURITY),
 )
 """Append only: a released migration is never edited, a change is a new one."""
 

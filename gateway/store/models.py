@@ -16,6 +16,7 @@ __all__ = [
     "OrderUpdate",
     "PaymentIntentRecord",
     "PaymentStatus",
+    "QrRedemption",
     "Refund",
     "RefundRequest",
     "RefundRequestStatus",
@@ -108,6 +109,8 @@ class PaymentIntentRecord(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     created_at: str
     updated_at: str
+    client_secret_sha256: str | None = None
+    """SHA-256 (hex) of the intent's client secret: how a guest proves the order is theirs. Kept once known."""
 
 
 class Refund(msgspec.Struct, frozen=True, kw_only=True):
@@ -176,6 +179,18 @@ class Maintenance(msgspec.Struct, frozen=True, kw_only=True):
     """When it was last switched (empty: never)."""
     changed_by: str
     """Who switched it (`operator:<login>`; empty: never switched)."""
+
+
+class QrRedemption(msgspec.Struct, frozen=True, kw_only=True):
+    """The first scan of an order's payment QR code, when codes are single use."""
+
+    order_id: str
+    key_id: str
+    """Which QR_SECRET key signed the scanned code."""
+    redeemed_at: str
+    redeemed_by: str
+    """The staff member's actor id (`user:<sub>`)."""
+    request_id: str | None
 
 
 MAINTENANCE_OFF = Maintenance(enabled=False, message="", changed_at="", changed_by="")

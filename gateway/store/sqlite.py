@@ -46,6 +46,7 @@ from gateway.store.models import (
     OrderUpdate,
     PaymentIntentRecord,
     PaymentStatus,
+    QrRedemption,
     Refund,
     RefundRequest,
     RefundRequestStatus,
@@ -103,6 +104,7 @@ _REFUND_COLUMNS: Final = _columns(Refund)
 _REFUND_REQUEST_COLUMNS: Final = _columns(RefundRequest)
 _EVENT_COLUMNS: Final = _columns(WebhookEvent)
 _CUSTOMER_COLUMNS: Final = _columns(Customer)
+_QR_COLUMNS: Final = _columns(QrRedemption)
 _AUDIT_COLUMNS: Final = ("id", "at", "actor", "request_id", "order_id", "action", "details")
 
 
@@ -124,12 +126,15 @@ _UPSERT_INTENT: Final = _insert(
     _INTENT_COLUMNS,
     # An id already recorded for another order is left alone (the row count says so, and the caller fails).
     "ON CONFLICT (id) DO UPDATE SET attempt = excluded.attempt, amount = excluded.amount,"
-    " currency = excluded.currency, status = excluded.status, updated_at = excluded.updated_at"
+    " currency = excluded.currency, status = excluded.status, updated_at = excluded.updated_at,"
+    " client_secret_sha256 = COALESCE(payment_intents.client_secret_sha256, excluded.client_secret_sha256)"
     " WHERE payment_intents.order_id = excluded.order_id",
 )
 _SELECT_INTENTS: Final = _select(
     "payment_intents", _INTENT_COLUMNS, "WHERE order_id = ? ORDER BY created_at, attempt, id"
 )
+_INSERT_QR_REDEMPTION: Final = _insert("qr_redemptions", _QR_COLUMNS, "ON CONFLICT (order_id) DO NOTHING")
+_SELECT_QR_REDEMPTION: Final = _select("qr_redemptions", _QR_COLUMNS, "WHERE order_id = ?")
 _INSERT_REFUND: Final = _insert("refunds", _REFUND_COLUMNS, "ON CONFLICT (id) DO NOTHING")
 _LINK_REFUND: Final = _insert(
     "refunds",
@@ -544,6 +549,23 @@ class SqliteStore:
             )
             _execute(db, _INSERT_AUDIT, audit_row)
             return _maintenance(_fetch(db, _SELECT_MAINTENANCE, ()))
+
+        return await self._in_transaction(work, write=True)
+
+    # -- QR codes ----------------------------------------------------------------------------------------------
+
+    async def redeem_qr(self, redemption: QrRedemption, audit: AuditEntry) -> tuple[QrRedemption, bool]:
+        now = self._now()
+        row = msgspec.structs.replace(redemption, redeemed_at=redemption.redeemed_at or now)
+        audit_row = _audit_row(audit, now)
+
+        def work(db: sqlite3.Connection) -> tuple[QrRedemption, bool]:
+            first = _execute(db, _INSERT_QR_REDEMPTION, _row(row, _QR_COLUMNS)) == 1
+            if first:
+                _execute(db, _INSERT_AUDIT, audit_row)
+            return _decode(
+                _fetch(db, _SELECT_QR_REDEMPTION, (row.order_id,))[0], _QR_COLUMNS, QrRedemption
+            ), first
 
         return await self._in_transaction(work, write=True)
 

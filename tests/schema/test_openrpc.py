@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from gateway.auth.access import PUBLIC
 from gateway.cli import main
 from gateway.errors import ErrorCode
 from gateway.ops.schema import DEFAULT_OUTPUT, render_openrpc
@@ -143,6 +144,7 @@ def test_named_params_are_the_tRPC_input(document: dict[str, Any]) -> None:
         ("description", False),
         ("metadata", False),
         ("customer", False),
+        ("clientSecret", False),
     ]
     procedure = Registry(build_router()).get("stripe.createPaymentIntent")
     assert procedure is not None
@@ -172,7 +174,7 @@ def test_errors_carry_tRPC_codes(document: dict[str, Any]) -> None:
 def test_non_struct_input_is_one_param_named_input() -> None:
     router = Router()
 
-    @router.query
+    @router.query(access=PUBLIC)
     async def echo(ctx: object, input: list[int] | None) -> list[int]:
         """Echo."""
         return input or []

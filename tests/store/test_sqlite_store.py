@@ -25,6 +25,7 @@ from gateway.store import (
     OrderUpdate,
     PaymentIntentRecord,
     PaymentStatus,
+    QrRedemption,
     Refund,
     RefundInProgress,
     RefundRequest,
@@ -759,13 +760,14 @@ async def _migration_rows(database: Path) -> list[tuple[int, str, str]]:
 
 
 async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: Path) -> None:
-    assert LATEST_VERSION == MIGRATIONS[-1].version == 3
+    assert LATEST_VERSION == MIGRATIONS[-1].version == 4
     await (await SqliteStore.open(database)).close()
     rows = await _migration_rows(database)
     assert [(version, name) for version, name, _ in rows] == [
         (1, "initial schema"),
         (2, "refund requests, webhook event orders"),
         (3, "maintenance switch"),
+        (4, "guest client secrets, QR code redemptions"),
     ]
     assert all(ISO.match(applied_at) for _, _, applied_at in rows)
 
@@ -774,10 +776,10 @@ async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: 
     async with aiosqlite.connect(database, isolation_level=None) as connection:
         assert await apply_migrations(connection, lambda: "x") == []
         await connection.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (4, 'from the future', 'x')"
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (5, 'from the future', 'x')"
         )
 
-    with pytest.raises(StoreError, match="version 4"):
+    with pytest.raises(StoreError, match="version 5"):
         await SqliteStore.open(database)
 
 
@@ -860,3 +862,49 @@ async def test_open_store_absolute_url(tmp_path: Path) -> None:
 async def test_open_store_refuses_other_urls(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         await open_store(url)
+
+
+# -- security: guest client secrets, QR code redemptions ---------------------------------------------------------
+
+
+async def test_an_intents_client_secret_digest_is_kept_once_known(store: Store) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+    unknown = intent("pi_1")
+    known = msgspec.structs.replace(unknown, client_secret_sha256="ab" * 32)
+    await store.update_order("ord_1", 1, OrderUpdate(payment_intent_id="pi_1"), audit("a"), unknown)
+    assert [i.client_secret_sha256 for i in await store.list_payment_intents("ord_1")] == [None]
+    await store.update_order("ord_1", 2, OrderUpdate(), audit("b"), known)
+    # A later report without the secret (a webhook, say) never erases it, nor does one with another value.
+    await store.update_order("ord_1", 3, OrderUpdate(), audit("c"), unknown)
+    other = msgspec.structs.replace(unknown, client_secret_sha256="cd" * 32)
+    await store.update_order("ord_1", 4, OrderUpdate(), audit("d"), other)
+    assert [i.client_secret_sha256 for i in await store.list_payment_intents("ord_1")] == ["ab" * 32]
+
+
+async def test_a_qr_code_is_redeemed_once_whoever_scans_it_and_the_first_scan_is_audited(
+    store: Store,
+) -> None:
+    await store.create_order(new_order(), audit("order.created"))
+
+    def scan(by: str) -> QrRedemption:
+        return QrRedemption(
+            order_id="ord_1", key_id="kid001", redeemed_at="", redeemed_by=by, request_id="req"
+        )
+
+    results = await asyncio.gather(
+        *(store.redeem_qr(scan(f"user:staff-{n}"), audit("qr_code.redeemed")) for n in range(5))
+    )
+    firsts = [redemption for redemption, first in results if first]
+    assert len(firsts) == 1
+    assert {redemption for redemption, _ in results} == {firsts[0]}  # every scan sees the first one
+    assert ISO.match(firsts[0].redeemed_at)
+    actions = [entry.action for entry in await store.list_audit("ord_1")]
+    assert actions.count("qr_code.redeemed") == 1
+
+
+async def test_a_qr_redemption_needs_its_order(store: Store) -> None:
+    with pytest.raises(StoreError):
+        await store.redeem_qr(
+            QrRedemption(order_id="nope", key_id="k", redeemed_at="", redeemed_by="x", request_id=None),
+            audit("qr_code.redeemed", "nope"),
+        )
