@@ -4,6 +4,11 @@ Log lines follow the seed's format (`requestId`, `event`, `durationSeconds` with
 `path`, `method`, `responseSize`, `success`); requests to `stripe.*` procedures are payment requests and log
 `payment_request_started` when they arrive, then `payment_request_completed` or `payment_request_error` (which the
 runbook greps for). Every request is also counted, by route and status, in the gateway's metrics.
+
+The observer is also where the HTTP layer's rules meet every request, once: the client's address and scheme
+(trusted proxies), the response headers (security, HSTS, CORS; `gateway.http.hygiene`), CORS preflights, and,
+except on the metrics routes (on-call must see an overloaded replica), the cap on requests in handlers
+(503 `SERVICE_UNAVAILABLE`, `retry-after: 1`) and the handler deadline (408 `TIMEOUT`; `gateway.http.limits`).
 """
 
 from __future__ import annotations
@@ -21,12 +26,18 @@ from loguru import logger
 
 from gateway import codec
 from gateway.errors import ErrorCode
+from gateway.http.client_address import ClientResolver
+from gateway.http.cors import Cors
+from gateway.http.hygiene import PREPARED_RESPONSE, RESPONSE_HEADERS, RouteHeaders
+from gateway.http.limits import InFlight
 from gateway.logs import CURRENT_REQUEST_ID, BufferedLog, now_iso
 from gateway.metrics.recorder import Metrics
+from gateway.settings import Settings
 
 __all__ = [
     "REQUEST_ID",
     "REQUEST_ID_HEADER",
+    "UNLIMITED_ROUTES",
     "AccessLine",
     "StartLine",
     "is_payment_request",
@@ -41,15 +52,26 @@ _PAYMENT: Final = web.RequestKey("payment_request", bool)
 """Set by a route that finds out from the body that the request is a payment request (`/rpc`)."""
 _LOG: Final = web.RequestKey("request_log", BufferedLog)
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
-_INTERNAL_ERROR_BODY: Final = codec.encode(
-    {
-        "error": {
-            "message": "Internal server error",
-            "code": ErrorCode.INTERNAL_SERVER_ERROR.jsonrpc_code,
-            "data": {"code": "INTERNAL_SERVER_ERROR", "httpStatus": 500},
-        }
+UNLIMITED_ROUTES: Final = frozenset({"metrics", "health"})
+"""Routes outside the concurrency cap and the handler deadline: cheap, and what on-call reads during an overload."""
+CORS_ROUTES: Final = frozenset({"trpc", "rpc"})
+NO_STORE_ROUTES: Final = frozenset({"trpc", "rpc", "webhooks", "other"})
+"""The metrics routes send `cache-control: no-store` themselves."""
+
+
+def _error_body(route: str, code: ErrorCode, message: str) -> bytes:
+    """An error the observer answers itself, shaped as the route's clients expect (JSON-RPC on /rpc)."""
+    error = {
+        "message": message,
+        "code": code.jsonrpc_code,
+        "data": {"code": code.name, "httpStatus": code.http_status},
     }
-)
+    if route == "rpc":
+        return codec.encode({"jsonrpc": "2.0", "id": None, "error": error})
+    return codec.encode({"error": error})
+
+
+_INTERNAL_ERROR_BODY: Final = _error_body("trpc", ErrorCode.INTERNAL_SERVER_ERROR, "Internal server error")
 
 
 def new_request_id() -> str:
@@ -108,14 +130,20 @@ def payment_request_started(request: web.Request) -> None:
     )
 
 
-def request_observer(log: BufferedLog, metrics: Metrics) -> Callable[[str, Handler], Handler]:
+def request_observer(
+    log: BufferedLog, metrics: Metrics, settings: Settings
+) -> Callable[[str, Handler], Handler]:
     """`observed(route, handler)` wraps a route handler so that each request gets an id, log lines saying how it
-    ended (and, for a payment request, that it began), and is counted under `route` in the metrics.
+    ended (and, for a payment request, that it began), and is counted under `route` in the metrics; and so that
+    the HTTP rules of the module docstring apply to it.
 
     A wrapper applied once per route, not an aiohttp middleware: any middleware makes aiohttp run two extra layers
     on every request (measured +3-6 % req/s without). The app registers every route through it, with a catch-all
     404 route last, so no request goes without an id or a log line.
     """
+    clients = ClientResolver(settings.gateway_trusted_proxies)
+    cors = Cors(settings)
+    in_flight = InFlight(settings.gateway_max_concurrent_requests, settings.gateway_handler_timeout)
 
     def log_outcome(
         route: str, request: web.Request, request_id: str, status: int, size: int | None, started: float
@@ -148,11 +176,21 @@ def request_observer(log: BufferedLog, metrics: Metrics) -> Callable[[str, Handl
         log.emit(level, line)
 
     def observed(route: str, handler: Handler) -> Handler:
+        headers = RouteHeaders(
+            no_store=route in NO_STORE_ROUTES, cors=cors if cors.enabled and route in CORS_ROUTES else None
+        )
+        preflights = cors if cors.enabled and route in CORS_ROUTES else None
+        limited = route not in UNLIMITED_ROUTES
+        overloaded_body = _error_body(route, ErrorCode.SERVICE_UNAVAILABLE, "Too many requests in progress")
+        timeout_body = _error_body(route, ErrorCode.TIMEOUT, "Request took too long")
+
         async def observe_request(request: web.Request) -> web.StreamResponse:
             """Give the request an id, log how it ended, turn any escaped exception into a generic tRPC 500."""
             request_id = request[REQUEST_ID] = new_request_id()
             request[_LOG] = log
             started = time.perf_counter()
+            https = clients.resolve(request) == "https"
+            request[RESPONSE_HEADERS] = headers.choose(request, https)
             if is_payment_request(request.path):
                 log.emit(
                     "INFO",
@@ -160,27 +198,64 @@ def request_observer(log: BufferedLog, metrics: Metrics) -> Callable[[str, Handl
                         now_iso(), "INFO", "payment_request_started", request_id, request.path, request.method
                     ),
                 )
-            token = CURRENT_REQUEST_ID.set(request_id)  # every log line of this request names it
-            try:
-                response = await handler(request)
-            except web.HTTPException as http_error:
-                http_error.headers[REQUEST_ID_HEADER] = request_id
-                log_outcome(route, request, request_id, http_error.status, http_error.content_length, started)
-                raise
-            except (ConnectionResetError, asyncio.CancelledError):
-                # The client went away mid-request, or the server stopped waiting for it (shutdown): nobody gets an
-                # answer, and a payment request that was logged as started still gets its end line.
-                log_outcome(
-                    route, request, request_id, ErrorCode.CLIENT_CLOSED_REQUEST.http_status, 0, started
-                )
-                raise
-            except Exception as exc:
-                logger.bind(path=request.path).opt(exception=exc).error("request_exception")
+            preflight = preflights.preflight(request) if preflights and request.method == "OPTIONS" else None
+            task = asyncio.current_task() if limited else None
+            response: web.StreamResponse
+            if preflight is not None:
+                request[RESPONSE_HEADERS] = headers.plain(https)  # the preflight carries its own CORS headers
+                response = preflight
+            elif task is not None and not in_flight.admit(task):
                 response = web.Response(
-                    status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json"
+                    status=503,
+                    body=overloaded_body,
+                    content_type="application/json",
+                    headers={"retry-after": "1"},
                 )
-            finally:
-                CURRENT_REQUEST_ID.reset(token)
+            else:
+                token = CURRENT_REQUEST_ID.set(request_id)  # every log line of this request names it
+                timed_out = False
+                try:
+                    response = await handler(request)
+                except web.HTTPException as http_error:
+                    http_error.headers[REQUEST_ID_HEADER] = request_id
+                    log_outcome(
+                        route, request, request_id, http_error.status, http_error.content_length, started
+                    )
+                    raise
+                except (ConnectionResetError, asyncio.CancelledError):
+                    timed_out = task is not None and in_flight.release(task)
+                    task = None
+                    if not timed_out:
+                        # The client went away mid-request, or the server stopped waiting for it (shutdown): nobody
+                        # gets an answer, and a payment request that was logged as started still gets its end line.
+                        log_outcome(
+                            route,
+                            request,
+                            request_id,
+                            ErrorCode.CLIENT_CLOSED_REQUEST.http_status,
+                            0,
+                            started,
+                        )
+                        raise
+                except Exception as exc:
+                    logger.bind(path=request.path).opt(exception=exc).error("request_exception")
+                    response = web.Response(
+                        status=500, body=_INTERNAL_ERROR_BODY, content_type="application/json"
+                    )
+                finally:
+                    CURRENT_REQUEST_ID.reset(token)
+                    if task is not None:
+                        timed_out = in_flight.release(task)
+                if timed_out:
+                    logger.bind(path=request.path, seconds=in_flight.timeout).warning("request_timeout")
+                    started_response: web.StreamResponse | None = request.get(PREPARED_RESPONSE)
+                    if started_response is not None:
+                        # Its head is out: no 408 can follow. End the connection, so the client sees the response
+                        # cut short rather than complete.
+                        request.protocol.force_close()
+                        log_outcome(route, request, request_id, ErrorCode.TIMEOUT.http_status, 0, started)
+                        return started_response
+                    response = web.Response(status=408, body=timeout_body, content_type="application/json")
             size: int | None
             if response.prepared:  # streamed: the route named the request id before sending the head
                 size = response.body_length

@@ -19,6 +19,7 @@ from aiohttp import web
 from loguru import logger
 
 from gateway import codec
+from gateway.http.client_address import client_address
 from gateway.logs import anonymized_ip
 from gateway.metrics.recorder import Metrics
 from gateway.services import ServiceKey, Services
@@ -70,7 +71,7 @@ class WebhookRoute:
         except WebhookSignatureError as invalid:
             self._metrics.webhook(UNKNOWN_TYPE, "rejected")
             logger.bind(
-                reason=invalid.reason, bodyBytes=len(body), remote=anonymized_ip(request.remote)
+                reason=invalid.reason, bodyBytes=len(body), remote=anonymized_ip(client_address(request))
             ).warning("webhook_signature_invalid")
             return _answer(400, error=str(invalid))
         try:

@@ -45,7 +45,11 @@ def read_until(process: subprocess.Popen[str], marker: str) -> list[str]:
 @pytest.fixture
 def clean_env() -> dict[str, str]:
     """An environment with none of the gateway's variables, run from an empty directory (no .env)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "STRIPE_", "NODE_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GATEWAY_", "STRIPE_", "NODE_ENV")) and k not in ("JWT_SECRET", "QR_SECRET")
+    }
     env["PYTHONPATH"] = str(REPO)
     return env
 
@@ -65,16 +69,28 @@ def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
 async def test_serve_without_keys_runs_the_offline_demo_on_the_local_emulator(
     clean_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The README's first command: no configuration at all. `gateway serve` starts the Stripe emulator, an order
-    is created through the gateway, paid with `gateway dev pay`, the emulator's webhook tells the gateway, and the
-    order reads `succeeded`; SIGTERM stops both."""
+    """The README's first command: no configuration at all. `gateway serve` starts the Stripe emulator (and
+    generates the development JWT_SECRET), `gateway token` signs a token for a demo user with it, an order is
+    created through the gateway with that token, paid with `gateway dev pay`, the emulator's webhook tells the
+    gateway, and the order reads `succeeded`; SIGTERM stops both."""
     port = free_port()
     process = start([str(GATEWAY), "serve", "--port", str(port)], clean_env, tmp_path)
     base = f"http://127.0.0.1:{port}/trpc/stripe."
     try:
         started = read_until(process, "gateway_listening")
         emulator_pid = json.loads((tmp_path / "data" / "emulator.json").read_text())["pid"]
-        async with aiohttp.ClientSession() as http:
+        minted = await asyncio.to_thread(
+            subprocess.run,
+            [str(GATEWAY), "token", "--user", "demo-user"],
+            env=clean_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert minted.returncode == 0, minted.stderr
+        signed_in = {"authorization": f"Bearer {minted.stdout.strip()}"}
+        async with aiohttp.ClientSession(headers=signed_in) as http:
             async with http.get(base + "getConfig") as response:
                 assert response.status == 200
                 config = (await response.json())["result"]["data"]
@@ -117,6 +133,7 @@ async def test_serve_without_keys_runs_the_offline_demo_on_the_local_emulator(
     assert "payment_request_completed" in events
     assert events[-2:] == ["gateway_stopped", "stripe_emulator_stopped"]
     assert created["clientSecret"] not in "".join(lines)  # GDPR / PCI: no client secret in any log line
+    assert minted.stdout.strip() not in "".join(lines)  # nor the bearer token
     with pytest.raises(ProcessLookupError):
         os.kill(emulator_pid, 0)
     assert (tmp_path / "data" / "gateway.sqlite3").is_file()
@@ -151,6 +168,8 @@ async def test_sigterm_lets_the_request_in_flight_finish(clean_env: dict[str, st
     [
         pytest.param(None, "STRIPE_SECRET_KEY is required", id="missing"),
         pytest.param("sk_test_abc", "STRIPE_SECRET_KEY must be a live key", id="test-key"),
+        # live keys, but no JWT_SECRET: production never falls back to generated development secrets
+        pytest.param("sk_live_" + "abc", "JWT_SECRET is required", id="no-jwt-secret"),
     ],
 )
 def test_production_refuses_missing_or_test_keys_and_names_the_variable(

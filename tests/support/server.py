@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway.http.app import create_app, runner_options
+from gateway.http.app import create_app, gateway_runner
 from gateway.registry import Router
 from gateway.services import Services
 from gateway.settings import Settings
@@ -39,7 +39,7 @@ async def running_gateway(
         requests.append((request.method, request.raw_path))
 
     app.on_response_prepare.append(record)
-    runner = web.AppRunner(app, **runner_options(settings))  # type: ignore[arg-type]
+    runner = gateway_runner(app, settings)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
