@@ -19,6 +19,7 @@ import msgspec
 from loguru import logger
 
 from gateway.codec import js_iso
+from gateway.redaction import scrub
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -58,7 +59,8 @@ def _to_json_line(record: Record) -> None:
     if exception is not None and exception.value is not None:
         line["error"] = f"{type(exception.value).__name__}: {exception.value}"
         line["traceback"] = "".join(traceback.format_exception(exception.value)).rstrip()
-    record["extra"][_LINE] = _encoder.encode(line).decode()
+    # The last line of defence: whatever slipped into a field or an exception's text is redacted here.
+    record["extra"][_LINE] = scrub(_encoder.encode(line).decode())
 
 
 def configure_logging(level: str = "INFO", log_file: str = "", stream: TextIO | None = None) -> None:

@@ -35,7 +35,15 @@ from typing import Final
 import msgspec
 from loguru import logger
 
-from gateway.settings import ConfigurationError, Settings, inspect_settings, load_settings, read_dotenv
+from gateway.redaction import redact
+from gateway.settings import (
+    ConfigurationError,
+    Settings,
+    inspect_settings,
+    load_settings,
+    qr_secrets,
+    read_dotenv,
+)
 from gateway.stripe_api import FailureKind, StripeApi, StripeCallError
 from gateway.stripe_api.models import PaymentMethodDomain, WebhookEndpoint
 from gateway.webhooks.events import EventType
@@ -50,7 +58,7 @@ EXIT_FAILED: Final = 1
 REQUIRED_EVENTS: Final = tuple(event.value for event in EventType)
 """The events `POST /webhooks/stripe` applies; the endpoint must send each (or `*`)."""
 MIN_SECRET_LENGTH: Final = 32
-"""JWT_SECRET / QR_SECRET: 32 characters is 256 bits of hex, or more of base64; an HMAC key should be that long."""
+"""JWT_SECRET / each key of QR_SECRET: 32 characters is 256 bits of hex, or more of base64; an HMAC key should be that long."""
 MIN_KEY_BODY: Final = 16
 """Characters after `sk_live_`/`pk_test_`/…: Stripe's keys have 24 at least (recent ones about 99), so fewer
 means a value cut short when it was pasted."""
@@ -60,7 +68,6 @@ FIRST_API_VERSION: Final = datetime.date(2011, 1, 1)
 _SECRET_KEY_PREFIXES: Final = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
 _PUBLISHABLE_KEY_PREFIXES: Final = ("pk_live_", "pk_test_")
 _WEBHOOK_SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
-_KNOWN_PREFIXES: Final = (*_SECRET_KEY_PREFIXES, *_PUBLISHABLE_KEY_PREFIXES, _WEBHOOK_SECRET_PREFIX)
 _KEY_BODY: Final = re.compile(r"[A-Za-z0-9]+")
 _KEY_SHAPED: Final = re.compile(r"\b(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]+|whsec_[A-Za-z0-9_]+)")
 _API_VERSION: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:\.[a-z]+)?")
@@ -69,7 +76,6 @@ _SECRET_VARIABLES: Final = (
     "STRIPE_WEBHOOK_SECRET",
     "JWT_SECRET",
     "QR_SECRET",
-    "GATEWAY_ADMIN_TOKEN",
 )
 # Values people leave in place, compared with letters and digits only ("your_jwt_secret" = "your-jwt-secret").
 _PLACEHOLDERS: Final = frozenset(
@@ -147,16 +153,6 @@ def _check(check_id: str, name: str, status: Status, message: str, hint: str | N
 # -- redaction ----------------------------------------------------------------------------------------------------
 
 
-def redact(value: str) -> str:
-    """A secret as it may be shown: its kind prefix and last 4 characters, `sk_live_…abcd`, `whsec_…9f3c`.
-
-    The last 4 are shown only when they are a small part of the value (12 characters or more after the prefix):
-    those of a short value would give most of it away. A value without a known prefix is `…wxyz` or `…`."""
-    prefix = next((p for p in _KNOWN_PREFIXES if value.startswith(p)), "")
-    rest = value[len(prefix) :]
-    return f"{prefix}…{rest[-4:] if len(rest) >= 12 else ''}"
-
-
 def _scrubber(secrets: Iterable[str]) -> Callable[[str], str]:
     """A function that redacts, in any text, whatever looks like a Stripe key or signing secret and every value
     in `secrets` (the last line of defence: Stripe's own messages, exceptions, a value pasted into a wrong variable).
@@ -183,7 +179,8 @@ class _Config:
     settings: Settings
     dotenv: Path
     examples: frozenset[str]
-    """Every value of `.env.example` beside `.env`: a secret equal to one was copied from the example."""
+    """Every value of `.env.example` beside `.env`, and each item of a comma-separated one (QR_SECRET's keys): a
+    secret equal to one was copied from the example."""
 
     @property
     def production(self) -> bool:
@@ -213,7 +210,9 @@ class _Config:
 
     def secrets(self) -> list[str]:
         found = [self.get(var) for var in _SECRET_VARIABLES if self.get(var)]
+        # Lists' items too: one key of a list quoted alone must be scrubbed as well as the whole value.
         found += self.get("STRIPE_WEBHOOK_SECRET").replace(",", " ").split()
+        found += qr_secrets(self.get("QR_SECRET"))
         return found
 
 
@@ -226,7 +225,12 @@ def _read_config(environ: Mapping[str, str] | None, dotenv: Path) -> _Config:
         problems=configured.problems,
         settings=configured.settings,
         dotenv=dotenv.absolute(),
-        examples=frozenset(value for value in read_dotenv(example).values() if value),
+        examples=frozenset(
+            item
+            for value in read_dotenv(example).values()
+            for item in (value, *(part.strip() for part in value.split(",")))
+            if item
+        ),
     )
 
 
@@ -454,16 +458,53 @@ def _check_app_secret(config: _Config, var: str, what: str) -> Check:
     return _check(check_id, var, Status.PASS, f"{len(value)} characters")
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _check_qr_secret(config: _Config) -> Check:
+    """QR_SECRET is a list of keys, newest first (the first signs, every one verifies): each is checked as a
+    JWT_SECRET would be, and a problem names the key by its place in the list, never by its value."""
+    check_id, var = "qr_secret", "QR_SECRET"
+    value = config.get(var)
+    keys = qr_secrets(value)
+    hint = (
+        f"generate one: `{_GENERATE_SECRET}`; while rolling it, list the new key first, comma-separated, and drop"
+        f" the old one later; {config.where(var)}"
+    )
+    if not value:
+        return _check(check_id, var, Status.FAIL, "not set: QR codes cannot be signed safely", hint)
+    if not keys:
+        return _check(check_id, var, Status.FAIL, "no key: only commas and spaces", hint)
+    problems = [
+        (n, problem) for n, key in enumerate(keys, 1) if (problem := _app_secret_problem(key, config))
+    ]
+    if problems:
+        if len(keys) == 1:
+            message = problems[0][1]
+        else:
+            message = "; ".join(f"key {n} of {len(keys)}: {problem}" for n, problem in problems)
+        return _check(check_id, var, Status.FAIL, message, hint)
+    lengths = _and([str(len(key)) for key in keys])
+    count = "1 key" if len(keys) == 1 else f"{len(keys)} keys (rolling)"
+    return _check(check_id, var, Status.PASS, f"{count}, {lengths} characters")
+
+
 def _check_distinct_secrets(config: _Config) -> Check | None:
-    jwt, qr = config.get("JWT_SECRET"), config.get("QR_SECRET")
-    if not jwt or jwt != qr:
+    jwt, keys = config.get("JWT_SECRET"), qr_secrets(config.get("QR_SECRET"))
+    if not jwt or jwt not in keys:
         return None
+    if len(keys) == 1:
+        message = "JWT_SECRET and QR_SECRET are the same value"
+    else:
+        message = f"JWT_SECRET is key {keys.index(jwt) + 1} of QR_SECRET's {len(keys)}"
     return _check(
         "distinct_app_secrets",
         "JWT_SECRET ≠ QR_SECRET",
         Status.WARN,
-        "JWT_SECRET and QR_SECRET are the same value: whoever learns one can forge both tokens and QR codes",
-        f"give QR_SECRET its own value: `{_GENERATE_SECRET}`",
+        f"{message}: whoever learns one can forge both tokens and QR codes",
+        f"give QR_SECRET its own key: `{_GENERATE_SECRET}` (list it first, keep the shared one after it until the"
+        " codes it signed no longer matter)",
     )
 
 
@@ -539,7 +580,9 @@ def _check_public_url(config: _Config) -> tuple[Check, _PublicUrl | None]:
     return _check(check_id, var, Status.PASS, f"{public.url} (webhooks: {public.webhook_url})"), public
 
 
-_COVERED_PROBLEMS: Final = frozenset({"STRIPE_WEBHOOK_SECRET", "STRIPE_API_VERSION"})
+_COVERED_PROBLEMS: Final = frozenset(
+    {"STRIPE_WEBHOOK_SECRET", "STRIPE_API_VERSION", "JWT_SECRET", "QR_SECRET"}
+)
 
 
 def _check_other_settings(config: _Config) -> Check:
@@ -617,7 +660,7 @@ def _configuration_checks(config: _Config, results: _Results, today: datetime.da
     results.add(_check_webhook_secret(config))
     results.add(_check_api_version(config, today))
     results.add(_check_app_secret(config, "JWT_SECRET", "the app's bearer tokens"))
-    results.add(_check_app_secret(config, "QR_SECRET", "QR codes"))
+    results.add(_check_qr_secret(config))
     results.add(_check_distinct_secrets(config))
 
 
@@ -951,10 +994,11 @@ Check the payment configuration before a deployment (the seed's `pnpm check:paym
 
 Reads the configuration as `gateway serve` does (the environment and ./.env; the environment wins) and checks:
 the Stripe keys (present, well-formed, same mode, live in production), STRIPE_WEBHOOK_SECRET, STRIPE_API_VERSION,
-JWT_SECRET and QR_SECRET (no placeholders, 32+ characters), GATEWAY_PUBLIC_URL (https in production); then asks
-Stripe: the key authenticates, a webhook endpoint for GATEWAY_PUBLIC_URL/webhooks/stripe is enabled and sends
-payment_intent.succeeded, payment_intent.payment_failed, payment_intent.canceled and charge.refunded, and the
-public URL's host is a payment method domain with Apple Pay active.
+JWT_SECRET and each key of QR_SECRET (no placeholders, 32+ characters, not the same), GATEWAY_PUBLIC_URL
+(https in production); then asks Stripe: the key authenticates, a webhook endpoint for
+GATEWAY_PUBLIC_URL/webhooks/stripe is enabled and sends payment_intent.succeeded, payment_intent.payment_failed,
+payment_intent.canceled and charge.refunded, and the public URL's host is a payment method domain with Apple Pay
+active.
 
 Secrets are shown as sk_live_…abcd only."""
 

@@ -21,6 +21,7 @@ import msgspec
 
 from gateway.ops.common import existing_store as _store
 from gateway.ops.common import operator_name as _operator
+from gateway.redaction import scrub
 from gateway.settings import Settings
 from gateway.store import StoreError, WebhookEvent, WebhookEventStatus
 from gateway.webhooks.events import UnusableEvent, parse_event
@@ -195,12 +196,13 @@ def format_event(event: WebhookEvent) -> str:
 
 
 def format_payload(payload: bytes) -> str:
-    """Stripe's JSON, indented as it came (keys in their order); anything else as text, marked so."""
+    """Stripe's JSON, indented as it came (keys in their order); anything else as text, marked so. Secrets are
+    redacted: Stripe puts a PaymentIntent's client secret, and the buyer's e-mail, in its events."""
     try:
-        return msgspec.json.format(payload, indent=2).decode("utf-8", "backslashreplace")
+        return scrub(msgspec.json.format(payload, indent=2).decode("utf-8", "backslashreplace"))
     except msgspec.DecodeError:
         text = payload.decode("utf-8", "backslashreplace")
-        return "(not JSON)\n" + "\n".join(_printable(line) for line in text.splitlines())
+        return "(not JSON)\n" + "\n".join(scrub(_printable(line)) for line in text.splitlines())
 
 
 def format_receipt(receipt: Receipt) -> str:

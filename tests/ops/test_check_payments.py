@@ -407,7 +407,9 @@ def test_a_good_api_version_passes(check: Runner, version: str) -> None:
 def test_placeholder_secrets_fail(check: Runner, variable: str, value: str) -> None:
     outcome = check({**GOOD_TEST, variable: value}, "--offline", "--json")
     assert outcome.code == 1
-    assert outcome.failed() == [variable.lower()]
+    # The server refuses the short ones itself (an HMAC key of 32+ characters); the long ones only this check.
+    refused = ["server_start"] if len(value) < 32 else []
+    assert outcome.failed() == [variable.lower(), *refused]
     failure = outcome.check(variable.lower())
     assert failure["message"].startswith("a placeholder")
     assert "secrets.token_urlsafe(48)" in failure["hint"]
@@ -441,7 +443,111 @@ def test_weak_secrets_fail(check: Runner, value: str, message: str) -> None:
 def test_one_secret_for_both_is_a_warning(check: Runner) -> None:
     outcome = check({**GOOD_TEST, "QR_SECRET": JWT}, "--offline", "--json")
     assert outcome.code == 0
-    assert outcome.check("distinct_app_secrets")["status"] == "warn"
+    warning = outcome.check("distinct_app_secrets")
+    assert warning["status"] == "warn"
+    assert warning["message"].startswith("JWT_SECRET and QR_SECRET are the same value:")
+
+
+def test_distinct_secrets_pass_without_a_warning(check: Runner) -> None:
+    outcome = check({**GOOD_TEST, "QR_SECRET": f"{QR},{QR_OLD}"}, "--offline", "--json")
+    assert "distinct_app_secrets" not in outcome.statuses()
+
+
+# -- QR_SECRET, a list of keys ------------------------------------------------------------------------------------
+
+QR_OLD = "Vb7nM1qW4eR8tY2uI6oP0aS3dF5gH9jKlZ"  # 34 characters
+
+
+def test_a_single_qr_key_passes_with_its_length(check: Runner) -> None:
+    outcome = check(GOOD_TEST, "--offline", "--json")
+    assert outcome.check("qr_secret")["message"] == f"1 key, {len(QR)} characters"
+    assert outcome.check("jwt_secret")["message"] == f"{len(JWT)} characters"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (f"{QR},{QR_OLD}", "2 keys (rolling), 38 and 34 characters"),
+        (f" {QR} , {QR_OLD} ,", "2 keys (rolling), 38 and 34 characters"),  # as the server reads the list
+        (f"{QR},{QR_OLD},{JWT[::-1]}", "3 keys (rolling), 38, 34 and 38 characters"),
+    ],
+)
+def test_a_rolling_qr_secret_passes(check: Runner, value: str, message: str) -> None:
+    outcome = check({**GOOD_TEST, "QR_SECRET": value}, "--offline", "--json")
+    assert outcome.code == 0
+    assert outcome.check("qr_secret") == {
+        "id": "qr_secret",
+        "name": "QR_SECRET",
+        "status": "pass",
+        "message": message,
+        "hint": None,
+    }
+    assert outcome.check("server_start")["status"] == "pass"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (f"{QR},changeme", "key 2 of 2: a placeholder"),
+        (f"{QR},{'a1' * 20}", "key 2 of 2: too repetitive: fewer than 8 different characters"),
+        (f"{QR[:20]},{QR_OLD}", "key 1 of 2: too short: 20 characters, at least 32 needed"),
+    ],
+)
+def test_each_qr_key_is_checked_and_named_by_its_place(check: Runner, value: str, message: str) -> None:
+    outcome = check({**GOOD_TEST, "QR_SECRET": value}, "--offline", "--json")
+    assert outcome.code == 1
+    failure = outcome.check("qr_secret")
+    assert failure["message"].startswith(message)
+    assert "list the new key first" in failure["hint"]
+    for key in value.split(","):
+        assert key not in outcome.out  # a key is named by its place in the list, never shown
+
+
+def test_every_bad_qr_key_is_named(check: Runner) -> None:
+    outcome = check({**GOOD_TEST, "QR_SECRET": f"short-one,{QR},your-qr-secret"}, "--offline", "--json")
+    assert outcome.check("qr_secret")["message"] == (
+        "key 1 of 3: too short: 9 characters, at least 32 needed;"
+        " key 3 of 3: a placeholder (`changeme`, `your-…`, `secret`, a .env.example value…), not a secret"
+    )
+    assert outcome.failed() == ["qr_secret", "server_start"]
+    assert outcome.check("server_start")["message"] == (
+        "would refuse to start: QR_SECRET: key 1 of the list is too short: at least 32 characters"
+    )
+
+
+def test_a_qr_key_copied_from_a_list_in_env_example_is_a_placeholder(check: Runner, checkout: Path) -> None:
+    copied = "k7Jd93LmQp2ZxW8vRt5NcB1hY4sGfE6aUo"
+    (checkout / ".env.example").write_text(f"QR_SECRET={QR_OLD},{copied}\n", encoding="utf-8")
+    outcome = check({**GOOD_TEST, "QR_SECRET": f"{QR},{copied}"}, "--offline", "--json")
+    assert outcome.failed() == ["qr_secret"]
+    assert outcome.check("qr_secret")["message"].startswith("key 2 of 2: a placeholder")
+
+
+def test_a_qr_secret_of_commas_alone_has_no_key(check: Runner) -> None:
+    outcome = check({**GOOD_TEST, "QR_SECRET": " , ,"}, "--offline", "--json")
+    assert outcome.check("qr_secret")["status"] == "fail"
+    assert outcome.check("qr_secret")["message"] == "no key: only commas and spaces"
+
+
+def test_jwt_secret_equal_to_any_qr_key_is_a_warning(check: Runner) -> None:
+    outcome = check({**GOOD_TEST, "QR_SECRET": f"{QR},{JWT}"}, "--offline", "--json")
+    assert outcome.code == 0
+    warning = outcome.check("distinct_app_secrets")
+    assert warning["status"] == "warn"
+    assert warning["message"] == (
+        "JWT_SECRET is key 2 of QR_SECRET's 2: whoever learns one can forge both tokens and QR codes"
+    )
+    assert JWT not in outcome.out
+
+
+def test_a_qr_key_quoted_alone_is_scrubbed(tmp_path: Path) -> None:
+    # One key of the list, pasted into another variable whose error message quotes it back.
+    env = {**GOOD_TEST, "QR_SECRET": f"{QR},{QR_OLD}", "GATEWAY_LOG_LEVEL": QR_OLD}
+    outcome = gateway(tmp_path, env, "--offline", "--json")
+    assert outcome.code == 1
+    assert outcome.check("other_settings")["message"] == "GATEWAY_LOG_LEVEL: Invalid enum value '…jKlZ'"
+    assert QR_OLD not in outcome.out + outcome.err
+    assert QR not in outcome.out + outcome.err
 
 
 # -- public URL and other settings --------------------------------------------------------------------------------
@@ -532,7 +638,11 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     outcome = gateway(tmp_path, {"STRIPE_SECRET_KEY": SK_TEST, "JWT_SECRET": "short"}, "--offline", "--json")
     assert outcome.code == 1
     assert outcome.check("stripe_secret_key")["message"] == "sk_test_…tk01 (test mode)"  # the environment's
-    assert outcome.failed() == ["jwt_secret", "qr_secret"]
+    assert outcome.failed() == ["jwt_secret", "qr_secret", "server_start"]
+    assert outcome.check("server_start")["message"] == (
+        "would refuse to start: JWT_SECRET: too short: at least 32 characters;"
+        " QR_SECRET: the key is too short: at least 32 characters"
+    )
     assert outcome.check("jwt_secret")["hint"].endswith(
         f"JWT_SECRET is set in the environment, which wins over {tmp_path / '.env'}: change it there"
     )
@@ -594,7 +704,7 @@ def test_json_shape(check: Runner) -> None:
         "fail": statuses.count("fail"),
         "skipped": len(report["skipped"]),
     }
-    assert outcome.failed() == ["stripe_keys_same_mode", "jwt_secret"]
+    assert outcome.failed() == ["stripe_keys_same_mode", "jwt_secret", "server_start"]
     assert [i for i, s in outcome.statuses().items() if s == "warn"] == ["stripe_mode_for_node_env"]
     assert outcome.out.endswith("}\n")
     assert outcome.err == ""
