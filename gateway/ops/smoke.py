@@ -16,13 +16,21 @@ checked (or what went wrong and where to look):
 | `bad-input` | `stripe.createPaymentIntent` with amount -5 is `BAD_REQUEST` (400) naming `amount` in `data.issues` |
 | `unknown-procedure` | an unknown procedure is `NOT_FOUND` (404) |
 
+The payment procedures need a signed-in caller, so the run authenticates (`Authorization: Bearer <JWT>`) with, in
+this order: `--token TOKEN`; the `GATEWAY_SMOKE_TOKEN` variable; a 5-minute token for user `smoke-test` signed with
+the local configuration's `JWT_SECRET` (the environment, then `.env`, read as the gateway reads them; outside
+production, the offline demo's generated `data/dev-secrets.json`), which works when this machine shares the
+deployment's secret; else it runs as a guest, which works when the gateway has guest checkout on
+(`GATEWAY_GUEST_CHECKOUT=true`): the order is then read back and canceled with its client secret. A step the
+gateway answers UNAUTHORIZED fails with a hint naming `--token` and `JWT_SECRET`.
+
 A failed step does not stop the independent ones after it; the payment's follow-ups are skipped when its create
 was refused (a 4xx answer); after no answer or a 5xx, the cancel is still tried, as the intent may exist. Exit codes: 0 every
 step passed (warnings allowed), 1 a step failed, 2 a usage error (`--url` not an http(s) base address, a malformed
-`--header`, an unknown currency), 130 interrupted (an intent already created is canceled first).
+`--header` or `--token`, an unknown currency, a JWT_SECRET too short to sign with), 130 interrupted (an intent already created is canceled first).
 
 Nothing secret is printed whole: client secrets show as `pi_…_secret_…`, secret keys as `sk_live_…abcd`, the
-values given with `--header` not at all.
+bearer token and the values given with `--header` not at all.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import datetime
 import io
 import os
@@ -37,22 +46,28 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, Literal, TextIO
 
 import aiohttp
 import msgspec
 from yarl import URL
 
+from gateway.auth.tokens import issue_token
+from gateway.dev_secrets import DEV_SECRETS_FILE
 from gateway.payments.currencies import MINIMUM_CHARGE, amount_problem, normalise_currency
-from gateway.settings import Settings
+from gateway.settings import Settings, inspect_settings
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "SMOKE_USER",
+    "TOKEN_ENV",
+    "Auth",
     "SmokeOptions",
     "Step",
     "UsageError",
@@ -63,6 +78,7 @@ __all__ = [
     "parse_base_url",
     "parse_header",
     "redact",
+    "resolve_auth",
     "run",
     "run_smoke",
 ]
@@ -93,8 +109,15 @@ SUMMARY_FIELDS: Final = (
 )
 USER_AGENT: Final = "gateway-smoke"
 SNIPPET_CHARS: Final = 120
+ANSWER_TEXT_CHARS: Final = 4000
+"""Kept of a body that is not JSON: redacted whole, then cut to SNIPPET_CHARS."""
 MESSAGE_CHARS: Final = 200
 INTERRUPT_CANCEL_TIMEOUT: Final = 5.0
+TOKEN_ENV: Final = "GATEWAY_SMOKE_TOKEN"  # noqa: S105 (the variable's name, not a secret)
+SMOKE_USER: Final = "smoke-test"
+"""The user a token minted from the local JWT_SECRET names: its orders are told apart in the audit trail."""
+MINTED_TOKEN_SECONDS: Final = 300
+"""Five minutes: a run takes seconds, and a token that leaked anyway is soon worthless."""
 
 Status = Literal["pass", "warn", "fail", "skip"]
 MARKS: Final[dict[Status, str]] = {"pass": "✓", "warn": "⚠", "fail": "✗", "skip": "-"}
@@ -136,6 +159,23 @@ class Step:
         }
 
 
+AuthSource = Literal["--token", "GATEWAY_SMOKE_TOKEN", "JWT_SECRET", "--header", "guest"]
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """How the run authenticates. `token` is never printed (`repr` leaves it out too)."""
+
+    source: AuthSource = "guest"
+    token: str | None = field(default=None, repr=False)
+    about: str = "as a guest (no token)"
+    """For the output: where the credential comes from, never the credential."""
+
+    @property
+    def guest(self) -> bool:
+        return self.source == "guest"
+
+
 @dataclass(frozen=True, slots=True)
 class SmokeOptions:
     url: URL
@@ -149,6 +189,8 @@ class SmokeOptions:
     allow_live: bool = False
     headers: tuple[tuple[str, str], ...] = ()
     """Sent with every request (e.g. a protected deployment's authorization); their values are never printed."""
+    auth: Auth = field(default_factory=Auth)
+    """The bearer token sent with every request, if any (see `resolve_auth`); none: a guest."""
 
     @property
     def payment_amount(self) -> int:
@@ -160,11 +202,14 @@ class SmokeOptions:
 # -- redaction ---------------------------------------------------------------------------------------------------
 
 _CLIENT_SECRET: Final = re.compile(r"\b(pi|seti|cs)_[A-Za-z0-9_]+?_secret_[A-Za-z0-9]+")
-_SECRET_KEY: Final = re.compile(r"\b((?:sk|rk)_(?:live|test)_)[A-Za-z0-9_]*?([A-Za-z0-9]{4})?\b")
+_SECRET_KEY: Final = re.compile(r"\b((?:sk|rk)_(?:live|test)_)(?!…)[A-Za-z0-9_]*?([A-Za-z0-9]{4})?\b")
+"""Not one already redacted (`sk_live_…abcd`): redacting twice changes nothing."""
 _WEBHOOK_SECRET: Final = re.compile(r"\bwhsec_[A-Za-z0-9_+/=]+")
 _EPHEMERAL_KEY: Final = re.compile(r"\b(ek_(?:live|test)_)[A-Za-z0-9_]+")
-_JWT: Final = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_BEARER: Final = re.compile(r"(?i)\b(bearer)\s+[^\s,;\"']+")
+_JWT: Final = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
+"""A JWT, or what is left of one cut short (its header and a dot)."""
+_BEARER: Final = re.compile(r"(?i)\b(bearer)\s+(?!tokens?\b)[^\s,;\"']+")
+"""`Bearer <credential>`, not the words "bearer token" of a message (the gateway's UNAUTHORIZED says them)."""
 _BASIC: Final = re.compile(r"\b(Basic)\s+[A-Za-z0-9+/=]{8,}")
 MIN_HIDDEN_VALUE: Final = 6
 """`--header` values this long or longer are hidden wherever they would appear in the output."""
@@ -193,7 +238,13 @@ def _printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
+_HIDDEN: Final = contextvars.ContextVar[tuple[str, ...]]("smoke_hidden", default=())
+"""The run's values never to print (its token, the `--header` values), for `_shorten`."""
+
+
 def _shorten(text: str, limit: int = MESSAGE_CHARS) -> str:
+    # Redacted before it is cut: a secret cut in half is no longer recognised, and half a token is still a leak.
+    text = redact(text, _HIDDEN.get())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -245,6 +296,75 @@ def parse_header(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _development_jwt_secret(path: Path) -> str | None:
+    """The offline demo's generated JWT_SECRET (`data/dev-secrets.json`, written by `gateway serve`), if there is
+    one; read only, never created: a new random secret could not match the running gateway's."""
+    try:
+        stored = msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
+    secret = stored.get("jwt_secret") if isinstance(stored, dict) else None
+    return secret if isinstance(secret, str) and secret else None
+
+
+def resolve_auth(
+    token: str | None,
+    headers: Sequence[tuple[str, str]] = (),
+    environ: Mapping[str, str] | None = None,
+    dotenv: Path | None = Path(".env"),
+    dev_secrets: Path | None = DEV_SECRETS_FILE,
+) -> Auth:
+    """The run's credential: `token` (`--token`), else `GATEWAY_SMOKE_TOKEN`, else a 5-minute token for user
+    `smoke-test` signed with the local JWT_SECRET (the environment, then `.env`, as the gateway reads them; outside
+    production, the offline demo's generated one in `data/dev-secrets.json`), else none: a guest. An
+    `Authorization` given with `--header` is used as it is, and nothing is minted."""
+    env = os.environ if environ is None else environ
+    authorization_header = any(name.lower() == "authorization" for name, _ in headers)
+    source: AuthSource | None = None
+    if token is not None:
+        source = "--token"
+    elif env.get(TOKEN_ENV, "").strip():
+        token, source = env[TOKEN_ENV], TOKEN_ENV
+    if token is not None and source is not None:
+        if authorization_header:
+            raise UsageError(f"{source} and --header 'Authorization: …' both give a credential: give one")
+        token = token.strip()
+        if token[:7].lower() == "bearer ":  # the header's value pasted whole
+            token = token[7:].strip()
+        # The value is not repeated: it is a secret.
+        if not token or not token.isprintable() or any(char.isspace() for char in token):
+            raise UsageError(f"{source}: not a bearer token (one word, without spaces or control characters)")
+        return Auth(source, token, f"with the bearer token of {source}")
+    if authorization_header:
+        return Auth("--header", None, "with the Authorization given with --header")
+    # Only JWT_SECRET (and the token claims) are read: the deployment under test has its own configuration, and
+    # this machine's may lack keys or be a production one (a CI job), which must not stop the run.
+    configured = inspect_settings(environ, dotenv)
+    problem = configured.problems.get("JWT_SECRET")
+    origin = configured.sources.get("JWT_SECRET", "environment")
+    where = "the environment" if origin == "environment" else origin
+    if problem is not None:
+        raise UsageError(f"JWT_SECRET (from {where}): {problem}; fix it, or pass --token TOKEN")
+    settings = configured.settings
+    if not settings.jwt_secret and not settings.is_production and dev_secrets is not None:
+        generated = _development_jwt_secret(dev_secrets)
+        if generated is not None:
+            settings = msgspec.structs.replace(settings, jwt_secret=generated)
+            where = str(dev_secrets)
+    if not settings.jwt_secret:
+        return Auth(
+            "guest",
+            None,
+            "as a guest (no --token, GATEWAY_SMOKE_TOKEN or JWT_SECRET): the gateway needs guest checkout on",
+        )
+    minted = issue_token(settings, SMOKE_USER, ttl_seconds=MINTED_TOKEN_SECONDS)
+    return Auth(
+        "JWT_SECRET",
+        minted,
+        f"as user {SMOKE_USER} (a {MINTED_TOKEN_SECONDS // 60}-minute token signed with JWT_SECRET from {where})",
+    )
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -279,8 +399,13 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "/metrics/payments, the tRPC query stripe.getConfig, a real test-mode PaymentIntent (created, read "
             "back and canceled; refused on a live-mode gateway unless --allow-live), and probes that bad input "
             "is BAD_REQUEST and an unknown procedure NOT_FOUND. Each step is printed as it ends, with its "
-            "duration. Exit 0: all passed (warnings allowed); 1: a step failed; 2: usage error; 130: "
-            "interrupted (after canceling the PaymentIntent it made)."
+            "duration. The payment procedures need a signed-in caller: the run sends --token (or "
+            f"${TOKEN_ENV}); without one, a {MINTED_TOKEN_SECONDS // 60}-minute token for user {SMOKE_USER} signed "
+            "with the local JWT_SECRET (environment, then .env, or the offline demo's data/dev-secrets.json: it must "
+            "be the gateway's); without that, it runs as "
+            "a guest (the gateway needs GATEWAY_GUEST_CHECKOUT=true). The token is never printed. Exit 0: all "
+            "passed (warnings allowed); 1: a step failed; 2: usage error; 130: interrupted (after canceling the "
+            "PaymentIntent it made)."
         ),
     )
     parser.add_argument(
@@ -319,29 +444,45 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--json", action="store_true", help="one JSON document at the end instead of the lines"
     )
     parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help=(
+            f"the bearer token (JWT) to call the gateway with (default: ${TOKEN_ENV}; else one minted with the "
+            "local JWT_SECRET; else none, as a guest); never printed"
+        ),
+    )
+    parser.add_argument(
         "--header",
         action="append",
         default=[],
         metavar="NAME:VALUE",
-        help="send this header with every request (repeatable), e.g. 'Authorization: Bearer …'; never printed",
+        help=(
+            "send this header with every request (repeatable), e.g. a proxy's 'X-Api-Key: …' (a bearer token: "
+            "--token); never printed"
+        ),
     )
     # The output is the command's own; log lines (there should be none) go to stderr.
-    # It talks to a deployment over HTTP: this machine's configuration (which may lack keys) is not its business.
+    # It talks to a deployment over HTTP: this machine's configuration (which may lack keys) is not its business,
+    # except for JWT_SECRET, read by `resolve_auth` without the checks that would stop a keyless CI job.
     parser.set_defaults(run=run, logs_to_stderr=True, needs_settings=False)
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    """`gateway smoke`: the settings are not used (the deployment under test has its own)."""
+    """`gateway smoke`: the settings are not used (the deployment under test has its own); only JWT_SECRET is read,
+    by `resolve_auth`, to mint a token when none is given."""
     del settings
     try:
+        url = parse_base_url(args.url)
+        headers = tuple(parse_header(text) for text in args.header)
         options = SmokeOptions(
-            url=parse_base_url(args.url),
+            url=url,
             timeout=args.timeout,
             currency=args.currency,
             amount=args.amount,
             skip_payment=args.skip_payment,
             allow_live=args.allow_live,
-            headers=tuple(parse_header(text) for text in args.header),
+            headers=headers,
+            auth=resolve_auth(getattr(args, "token", None), headers),
         )
         if not options.skip_payment:
             problem = amount_problem(options.payment_amount, options.currency)
@@ -385,6 +526,7 @@ def format_summary(steps: Sequence[Step], duration_ms: int) -> str:
 def format_json(options: SmokeOptions, steps: Sequence[Step], duration_ms: int) -> str:
     document = {
         "url": str(options.url),
+        "auth": options.auth.source,
         "ok": all(step.ok for step in steps),
         "durationMs": duration_ms,
         "steps": [step.as_json() for step in steps],
@@ -422,7 +564,9 @@ class _Printer:
 
     def start(self, options: SmokeOptions) -> None:
         if not self._as_json:
-            self._write(f"gateway smoke {options.url} (timeout {options.timeout:g} s per request)\n")
+            self._write(
+                f"gateway smoke {options.url} (timeout {options.timeout:g} s per request), {options.auth.about}\n"
+            )
 
     def step(self, step: Step) -> None:
         if not self._as_json:
@@ -520,7 +664,7 @@ def _answer(response: aiohttp.ClientResponse, raw: bytes) -> _Answer:
         body: object = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         body = None
-    text = raw[:SNIPPET_CHARS].decode("utf-8", "replace")
+    text = raw[:ANSWER_TEXT_CHARS].decode("utf-8", "replace")
     return _Answer(response.status, response.reason or "", body, text, response.headers.get("x-request-id"))
 
 
@@ -528,12 +672,16 @@ def _unexpected(answer: _Answer, wanted: str) -> str:
     """Why an answer is not what the step wanted, with a hint of where to look."""
     hint = ""
     if answer.status in (401, 403):
-        hint = "; a protected deployment? pass its credentials with --header 'Authorization: …'"
+        hint = (
+            "; a protected deployment? pass a bearer token with --token, or other credentials with "
+            "--header 'NAME: …'"
+        )
     elif answer.status == 404:
         hint = "; is --url the gateway's base address (without /trpc)?"
     elif answer.status >= 500:
         hint = "; look at the gateway's logs (payment_request_error) and its health"
-    shape = "not JSON: " + repr(answer.text) if answer.body is None else "JSON, but not " + wanted
+    snippet = _shorten(answer.text, SNIPPET_CHARS)
+    shape = "not JSON: " + repr(snippet) if answer.body is None else "JSON, but not " + wanted
     return f"{answer.where()} {answer.reason}: expected {wanted}, got {shape}{hint}"
 
 
@@ -563,6 +711,8 @@ class _Payment:
     intent_id: str | None = None
     maybe_open: bool = False
     """A create was sent: until a cancel succeeds, an intent may be open at Stripe."""
+    client_secret: str | None = field(default=None, repr=False)
+    """What the create answered: a guest reads the order back and cancels it with it. Never printed."""
 
 
 @dataclass
@@ -583,9 +733,40 @@ class _Smoke:
     # -- plumbing --
 
     def _clean(self, detail: str) -> str:
-        hidden = [value for _, value in self.options.headers]
-        hidden += [value.split()[-1] for _, value in self.options.headers if value.split()]
-        return redact(_printable(detail), hidden)
+        return redact(_printable(detail), _hidden_values(self.options))
+
+    def _explain(self, error: dict[str, object], answer: _Answer) -> str:
+        """`_describe_error`, and for UNAUTHORIZED what to do about the credential."""
+        described = _describe_error(error, answer)
+        data = _object(error.get("data")) or {}
+        if data.get("code") == "UNAUTHORIZED" or answer.status == 401:
+            described += f"; {self._auth_hint()}"
+        return described
+
+    def _auth_hint(self) -> str:
+        auth = self.options.auth
+        if auth.source == "guest":
+            return (
+                "the gateway wants a bearer token (its guest checkout is off): pass --token TOKEN (or "
+                f"{TOKEN_ENV}), or set JWT_SECRET (the gateway's) here so that one is minted"
+            )
+        if auth.source == "JWT_SECRET":
+            return (
+                "the token minted with the local JWT_SECRET was refused: is it the gateway's JWT_SECRET (and "
+                "GATEWAY_JWT_ISSUER / GATEWAY_JWT_AUDIENCE)? Or pass --token TOKEN"
+            )
+        if auth.source == "--header":
+            return "the Authorization given with --header was refused: pass a valid one, or --token TOKEN"
+        return (
+            f"the token of {auth.source} was refused (expired? signed with another JWT_SECRET?): pass a fresh "
+            "one with --token, or leave it out to mint one with the gateway's JWT_SECRET"
+        )
+
+    def _owned(self, value: dict[str, object], client_secret: str | None) -> dict[str, object]:
+        """`value` with the order's client secret when running as a guest: a guest's only proof of ownership."""
+        if self.options.auth.guest and client_secret:
+            return {**value, "clientSecret": client_secret}
+        return value
 
     def _record(self, name: str, status: Status, detail: str, duration_ms: int = 0) -> Step:
         step = Step(name, status, duration_ms, self._clean(detail))
@@ -619,7 +800,7 @@ class _Smoke:
         answer, error = await self._trpc_error(procedure, value, mutation=mutation)
         if error is not None:
             failure = _Refused if 400 <= answer.status < 500 else _Failed
-            raise failure(f"{procedure}: {_describe_error(error, answer)}")
+            raise failure(f"{procedure}: {self._explain(error, answer)}")
         result = _object((_object(answer.body) or {}).get("result"))
         if answer.status != 200 or result is None or "data" not in result:
             raise _Failed(f"{procedure}: {_unexpected(answer, 'a tRPC result envelope')}")
@@ -808,6 +989,8 @@ class _Smoke:
         intent_id, secret = intent.get("paymentIntentId"), intent.get("clientSecret")
         if isinstance(intent_id, str) and intent_id.startswith("pi_"):
             payment.intent_id = intent_id
+        if isinstance(secret, str) and secret:
+            payment.client_secret = secret
         problems = []
         if payment.intent_id is None:
             problems.append(f"paymentIntentId is not a pi_… id: {_shorten(repr(intent_id), 40)}")
@@ -827,7 +1010,9 @@ class _Smoke:
         )
 
     async def _status(self, payment: _Payment) -> tuple[Status, str]:
-        data = await self._trpc("stripe.getPaymentStatus", {"orderId": payment.order_id})
+        data = await self._trpc(
+            "stripe.getPaymentStatus", self._owned({"orderId": payment.order_id}, payment.client_secret)
+        )
         status = _object(data) or {}
         problems = _mismatches(
             status,
@@ -851,18 +1036,25 @@ class _Smoke:
             f"it is left open: cancel it in the Stripe Dashboard, or POST "
             f'{self.http.url(TRPC_PATH + "/stripe.cancelPaymentIntent")} {{"orderId":"{payment.order_id}"}}'
         )
+        if self.options.auth.guest:
+            by_hand += " as an admin (a guest would need the client secret, which is not printed)"
+        value = self._owned({"orderId": payment.order_id}, payment.client_secret)
         try:
-            answer, error = await self._trpc_error(
-                "stripe.cancelPaymentIntent", {"orderId": payment.order_id}, mutation=True
-            )
+            answer, error = await self._trpc_error("stripe.cancelPaymentIntent", value, mutation=True)
         except _NoAnswer as failure:
             raise _Failed(f"could not cancel {what}: {failure.detail}; {by_hand}") from None
         if error is not None:
             data = _object(error.get("data")) or {}
             if payment.intent_id is None and data.get("code") == "NOT_FOUND":
+                if self.options.auth.guest and payment.client_secret is None:
+                    # The gateway answers NOT_FOUND for a guest order without its secret too: nothing is known.
+                    return "warn", (
+                        f"order {payment.order_id}: not found, but a guest without the client secret cannot tell a "
+                        f"missing order from another's; if the failed create made an intent, {by_hand}"
+                    )
                 payment.maybe_open = False
                 return "pass", f"order {payment.order_id} does not exist: the failed create made nothing"
-            raise _Failed(f"could not cancel {what}: {_describe_error(error, answer)}; {by_hand}")
+            raise _Failed(f"could not cancel {what}: {self._explain(error, answer)}; {by_hand}")
         envelope = _object(answer.body) or {}
         result = _object(envelope.get("result")) or {}
         status = _object(self._unwrap_data(result.get("data"))) or {}
@@ -882,7 +1074,10 @@ class _Smoke:
         answer, error = await self._trpc_error("stripe.createPaymentIntent", value, mutation=True)
         if error is None:
             if answer.status == 200:
-                await self._cancel_quietly(order_id)
+                result = _object((_object(answer.body) or {}).get("result")) or {}
+                accepted = _object(self._unwrap_data(result.get("data"))) or {}
+                secret = accepted.get("clientSecret")
+                await self._cancel_quietly(order_id, secret if isinstance(secret, str) else None)
                 raise _Failed(
                     f"{answer.where()}: amount {BAD_AMOUNT} was ACCEPTED: the gateway does not validate its input "
                     f"(order {order_id}, canceled)"
@@ -897,7 +1092,7 @@ class _Smoke:
         ]
         problems = []
         if answer.status != 400 or data.get("code") != "BAD_REQUEST":
-            problems.append(f"expected BAD_REQUEST (HTTP 400), got {_describe_error(error, answer)}")
+            problems.append(f"expected BAD_REQUEST (HTTP 400), got {self._explain(error, answer)}")
         if not isinstance(issues, list):
             problems.append("no data.issues list")
         elif ["amount"] not in paths:
@@ -908,9 +1103,10 @@ class _Smoke:
             raise _Failed("; ".join(problems))
         return "pass", f"amount {BAD_AMOUNT}: BAD_REQUEST (HTTP 400), data.issues names ['amount']"
 
-    async def _cancel_quietly(self, order_id: str) -> None:
+    async def _cancel_quietly(self, order_id: str, client_secret: str | None) -> None:
+        value = self._owned({"orderId": order_id}, client_secret)
         with contextlib.suppress(Exception):
-            await self._trpc_error("stripe.cancelPaymentIntent", {"orderId": order_id}, mutation=True)
+            await self._trpc_error("stripe.cancelPaymentIntent", value, mutation=True)
 
     async def _unknown_procedure(self) -> tuple[Status, str]:
         answer, error = await self._trpc_error(UNKNOWN_PROCEDURE)
@@ -993,9 +1189,24 @@ def _mismatches(found: dict[str, object], expected: dict[str, object]) -> list[s
     ]
 
 
+def _hidden_values(options: SmokeOptions) -> tuple[str, ...]:
+    """What the output never shows: the `--header` values (and their last word: `Bearer <this>`), the token."""
+    hidden = [value for _, value in options.headers]
+    hidden += [value.split()[-1] for _, value in options.headers if value.split()]
+    if options.auth.token:
+        hidden.append(options.auth.token)
+    return tuple(hidden)
+
+
 async def run_smoke(options: SmokeOptions, emit: Callable[[Step], None] = lambda _: None) -> list[Step]:
     """Every step against `options.url`, each given to `emit` as it ends; the steps, in order."""
     timeout = aiohttp.ClientTimeout(total=options.timeout)
     headers = [("user-agent", USER_AGENT), *options.headers]
-    async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
-        return await _Smoke(_Http(session, options), options, emit).run()
+    if options.auth.token:
+        headers.append(("authorization", f"Bearer {options.auth.token}"))
+    hidden = _HIDDEN.set(_hidden_values(options))
+    try:
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            return await _Smoke(_Http(session, options), options, emit).run()
+    finally:
+        _HIDDEN.reset(hidden)

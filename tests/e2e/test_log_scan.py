@@ -1,17 +1,20 @@
 """The log contract and the seed's GDPR rule over a whole payment flow, end to end.
 
-A realistic run — the app's configuration, a payment with a customer (e-mail and name), paid at the local Stripe
-emulator the way `gateway dev pay` pays, its webhook applied, its status, a partial refund by an admin, a cancelled
-order, and the errors clients and attackers cause (invalid input, unknown orders and procedures, missing and wrong
-admin tokens, a forged webhook, Stripe unreachable) — through the real @trpc/client against the gateway on a real
+A realistic run — the app's configuration, a signed-in user's payment with a customer (e-mail and name), paid at
+the local Stripe emulator the way `gateway dev pay` pays, its webhook applied, its status, a partial refund by an
+admin, a cancelled order, and the errors clients and attackers cause (invalid input, unknown orders and procedures,
+a refund without a token and one by a user who is not an admin, forged, unsigned and expired bearer tokens, a
+forged webhook, Stripe unreachable) — through the real @trpc/client against the gateway on a real
 port with a real SQLite file, every log line captured. Then:
 
 - every line is one JSON object with the seed's `timestamp` (ISO 8601, milliseconds, Z), a `level` and an `event`;
 - every request has exactly one line saying how it ended; every payment request (a `stripe.*` call) also one
   `payment_request_started`, paired by `requestId`, and each pair with the seed's fields;
 - every other line written while a request was served (Stripe failures, webhooks) names that request;
-- no line holds a secret (Stripe key, webhook secret, admin token, a client secret or ephemeral key the client
-  received), a customer's e-mail address or name, a card number, or a client's whole IP address.
+- no line holds a secret (Stripe key, webhook secret, JWT_SECRET, any bearer token sent — the JWTs used, or
+  anything shaped like a JWT —, a client secret or ephemeral key the client received), a customer's e-mail address
+  or name, a card number, or a client's whole IP address;
+- each refused token is logged with its reason (never the token).
 
 The forbidden values are the run's own: random keys and tokens for this gateway, the secrets the client received.
 """
@@ -36,6 +39,7 @@ from tests.e2e.test_webhooks import eventually
 from tests.support.logs import captured_logs
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
+from tests.support.tokens import token_for, unsigned_token
 
 pytestmark = pytest.mark.node
 
@@ -67,6 +71,7 @@ SECRET_SHAPES = {
     "a client secret": re.compile(r"(?:pi|seti)_[A-Za-z0-9]+_secret_"),
     "an ephemeral key": re.compile(r"ek_(?:test|live)_"),
     "a bearer token": re.compile(r"(?i)bearer\s"),
+    "a JWT": re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"),
 }
 
 
@@ -83,9 +88,11 @@ def strings_in(value: object) -> Iterator[str]:
             yield from strings_in(item)
 
 
-async def run_flow(payments: Payments, http: aiohttp.ClientSession, admin_token: str) -> dict[str, str]:
-    """The flow; returns what the client received that must never be logged (name -> value)."""
-    admin = {"authorization": f"Bearer {admin_token}"}
+async def run_flow(payments: Payments, http: aiohttp.ClientSession, tokens: dict[str, str]) -> dict[str, str]:
+    """The flow, as `tokens["user"]` (the shop's customer), `tokens["admin"]` and the forged tokens; returns what the
+    client received that must never be logged (name -> value)."""
+    payments.caller = {"authorization": f"Bearer {tokens['user']}"}
+    admin = {"authorization": f"Bearer {tokens['admin']}"}
     received: dict[str, str] = {}
 
     config = await payments.call("getConfig")
@@ -124,8 +131,8 @@ async def run_flow(payments: Payments, http: aiohttp.ClientSession, admin_token:
 
     await eventually(refund_applied, "the charge.refunded webhook")
 
-    # Errors, batched as the app would send them.
-    invalid, unknown, conflict, anonymous = await payments.calls(
+    # Errors, batched as the app would send them (as the signed-in user: the refund is not theirs to make).
+    invalid, unknown, conflict, not_admin = await payments.calls(
         [
             (
                 "createPaymentIntent",
@@ -137,18 +144,22 @@ async def run_flow(payments: Payments, http: aiohttp.ClientSession, admin_token:
             ("refund", {"orderId": "scan-1"}, True),
         ]
     )
-    assert [error_of(r)["code"] for r in (invalid, unknown, conflict, anonymous)] == [
+    assert [error_of(r)["code"] for r in (invalid, unknown, conflict, not_admin)] == [
         "BAD_REQUEST",
         "NOT_FOUND",
         "CONFLICT",
-        "UNAUTHORIZED",
+        "FORBIDDEN",
     ]
-    wrong_token = "wrong-" + secrets.token_urlsafe(18)
-    received["a wrong admin token"] = wrong_token
-    wrong = await payments.call(
-        "refund", {"orderId": "scan-1"}, mutation=True, headers={"authorization": f"Bearer {wrong_token}"}
-    )
-    assert error_of(wrong)["code"] == "UNAUTHORIZED"
+    no_token = await payments.call("refund", {"orderId": "scan-1"}, mutation=True, headers={})
+    assert error_of(no_token)["code"] == "UNAUTHORIZED"
+    for kind in ("forged", "unsigned", "expired"):  # each refused, with its reason logged
+        refused = await payments.call(
+            "refund",
+            {"orderId": "scan-1"},
+            mutation=True,
+            headers={"authorization": f"Bearer {tokens[kind]}"},
+        )
+        assert error_of(refused)["code"] == "UNAUTHORIZED", kind
     base = payments.gateway.base_url
     async with http.get(f"{base}/trpc/stripe.noSuchProcedure") as response:
         assert response.status == 404
@@ -198,9 +209,18 @@ async def test_a_whole_payment_flow_logs_paired_json_lines_and_no_secret_or_pers
         tmp_path / "gateway.sqlite3",
         stripe_secret_key="sk_test_" + secrets.token_hex(16),  # the emulator takes any test key
         stripe_webhook_secret="whsec_" + secrets.token_hex(16),
-        gateway_admin_token=secrets.token_urlsafe(24),
+        jwt_secret=secrets.token_urlsafe(32),
         gateway_log_level="DEBUG",
     )
+    # The run's own tokens: the customer's and an admin's, and three the gateway must refuse (signed with another
+    # secret, unsigned, expired), all admin tokens so that only the signature or the expiry stops them.
+    tokens = {
+        "user": token_for("zoe-martin", secret=settings.jwt_secret),
+        "admin": token_for("ops-admin", ["admin"], secret=settings.jwt_secret),
+        "forged": token_for("ops-admin", ["admin"], secret=secrets.token_urlsafe(32)),
+        "unsigned": unsigned_token("ops-admin", ["admin"]),
+        "expired": token_for("ops-admin", ["admin"], secret=settings.jwt_secret, ttl_seconds=-600),
+    }
     gateway: RunningGateway
     with captured_logs("DEBUG") as output:
         async with running_gateway(settings) as gateway:
@@ -211,7 +231,7 @@ async def test_a_whole_payment_flow_logs_paired_json_lines_and_no_secret_or_pers
             try:
                 async with aiohttp.ClientSession() as http:
                     payments = Payments(gateway, settings, emulator, store)
-                    received = await run_flow(payments, http, settings.gateway_admin_token)
+                    received = await run_flow(payments, http, tokens)
             finally:
                 emulator.unregister_webhook("log-scan")
                 await store.close()
@@ -228,9 +248,9 @@ async def test_a_whole_payment_flow_logs_paired_json_lines_and_no_secret_or_pers
     payment_requests = sum(1 for path in payment_paths if path.startswith("/trpc/") and "stripe." in path)
     started = [line for _, line in lines if line["event"] == "payment_request_started"]
     ended = [line for line in access if line["event"].startswith("payment_request_")]
-    # getConfig, 2 creates, cancel, status, refund, the errors' 2 batches (mutations, queries), the wrong token,
-    # the unknown procedure, the create while Stripe was unreachable.
-    assert len(started) == len(ended) == payment_requests == 11
+    # getConfig, 2 creates, cancel, status, refund, the errors' 2 batches (mutations, queries), the refund without
+    # a token, the 3 refused tokens, the unknown procedure, the create while Stripe was unreachable.
+    assert len(started) == len(ended) == payment_requests == 14
     starts = Counter(line["requestId"] for line in started)
     ends = Counter(line["requestId"] for line in ended)
     assert set(starts.values()) == set(ends.values()) == {1}
@@ -248,6 +268,12 @@ async def test_a_whole_payment_flow_logs_paired_json_lines_and_no_secret_or_pers
         assert end["event"].endswith("_completed" if end["success"] else "_error"), end
     errors = Counter(line["statusCode"] for line in ended if line["event"] == "payment_request_error")
     assert {207, 401, 404, 502} <= set(errors), errors
+    refusals = [line for _, line in lines if line["event"] == "bearer_token_refused"]
+    assert sorted(line["reason"] for line in refusals) == [
+        "algorithm not allowed",
+        "bad signature",
+        "expired",
+    ]
 
     # -- every other line written during a request names it --------------------------------------------------------
     paths = {request_id: line["path"] for request_id, line in by_id.items()}
@@ -271,7 +297,8 @@ async def test_a_whole_payment_flow_logs_paired_json_lines_and_no_secret_or_pers
     forbidden = {
         "STRIPE_SECRET_KEY": settings.stripe_secret_key,
         "STRIPE_WEBHOOK_SECRET": settings.stripe_webhook_secret,
-        "the admin token": settings.gateway_admin_token,
+        "JWT_SECRET": settings.jwt_secret,
+        **{f"the {kind} bearer token": token for kind, token in tokens.items()},
         "the customer's e-mail address": EMAIL,
         "another customer's e-mail address": OTHER_EMAIL,
         "the customer's name": NAME,

@@ -8,7 +8,8 @@ PaymentSheet cannot reach an emulator.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,13 @@ from gateway.store import PaymentStatus, Store, open_store
 from tests.support.node import run_calls
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
+from tests.support.tokens import TEST_JWT_SECRET, TEST_QR_SECRET, admin_headers, bearer_headers, token_for
 
 pytestmark = pytest.mark.node
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
-ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+ALICE = bearer_headers("alice")
+"""The tests' default caller: a signed-in user without roles."""
+ADMIN = admin_headers()
 
 
 @dataclass
@@ -35,6 +38,8 @@ class Payments:
     settings: Settings
     emulator: StripeEmulator
     store: Store
+    caller: dict[str, str] = field(default_factory=lambda: dict(ALICE))
+    """The headers of calls that name none: by default, alice's bearer token ({}: a caller without a token)."""
 
     async def call(
         self,
@@ -59,13 +64,24 @@ class Payments:
             {"type": "mutation" if mutation else "query", "path": f"stripe.{path}", "input": input}
             for path, input, mutation in calls
         ]
-        return await run_calls(self.gateway.trpc_url, spec, headers=headers, link=link)
+        return await run_calls(
+            self.gateway.trpc_url, spec, headers=self.caller if headers is None else headers, link=link
+        )
 
-    async def create(self, order_id: str, amount: int = 2500, currency: str = "eur", **extra: object) -> Any:
+    async def create(
+        self,
+        order_id: str,
+        amount: int = 2500,
+        currency: str = "eur",
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: object,
+    ) -> Any:
         result = await self.call(
             "createPaymentIntent",
             {"orderId": order_id, "amount": amount, "currency": currency, **extra},
             mutation=True,
+            headers=headers,
         )
         assert result["ok"], result
         return result["data"]
@@ -90,21 +106,41 @@ def payment_settings(emulator: StripeEmulator, database: Path, **overrides: Any)
         "stripe_api_base": emulator.api_base,
         "stripe_max_network_retries": 0,
         "database_url": f"sqlite:///{database}",
-        "gateway_admin_token": ADMIN_TOKEN,
+        "jwt_secret": TEST_JWT_SECRET,
+        "qr_secret": TEST_QR_SECRET,
+        # These tests are not about rate limits, and some make many mutations from 127.0.0.1 at once (50
+        # concurrent creates): the per-user and per-client limits are off here.
+        "gateway_rate_limit_client": 0,
+        "gateway_rate_limit_user": 0,
         **overrides,
     }
     return Settings(**values)
 
 
-@pytest.fixture
-async def payments(fresh_stripe_emulator: StripeEmulator, tmp_path: Path) -> AsyncIterator[Payments]:
-    settings = payment_settings(fresh_stripe_emulator, tmp_path / "gateway.sqlite3")
+@asynccontextmanager
+async def serving_payments(
+    emulator: StripeEmulator, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[Payments]:
+    settings = payment_settings(emulator, tmp_path / "gateway.sqlite3", **overrides)
     async with running_gateway(settings) as gateway:
         store = await open_store(settings.database_url)
         try:
-            yield Payments(gateway, settings, fresh_stripe_emulator, store)
+            yield Payments(gateway, settings, emulator, store)
         finally:
             await store.close()
+
+
+@pytest.fixture
+async def payments(fresh_stripe_emulator: StripeEmulator, tmp_path: Path) -> AsyncIterator[Payments]:
+    async with serving_payments(fresh_stripe_emulator, tmp_path) as payments:
+        yield payments
+
+
+@pytest.fixture
+async def guest_payments(fresh_stripe_emulator: StripeEmulator, tmp_path: Path) -> AsyncIterator[Payments]:
+    """A gateway with guest checkout on (GATEWAY_GUEST_CHECKOUT=true): callers without a token may pay."""
+    async with serving_payments(fresh_stripe_emulator, tmp_path, gateway_guest_checkout=True) as payments:
+        yield payments
 
 
 def error_of(result: dict[str, Any]) -> dict[str, Any]:
@@ -192,19 +228,35 @@ async def test_a_customer_gets_a_stripe_customer_and_an_ephemeral_key(payments: 
     first = await payments.create("order-c1", 1000, customer=customer)
     retried = await payments.create("order-c1", 1000, customer={"email": "ann@example.com"})
     other_order = await payments.create("order-c2", 1000, customer={"email": "ann@example.com"})
+    other_user = await payments.create(
+        "order-c3", 1000, customer={"email": "ann@example.com"}, headers=bearer_headers("bob")
+    )
 
     assert first["customerId"].startswith("cus_")
     assert first["ephemeralKey"].startswith("ek_")
     assert retried["customerId"] == first["customerId"]
-    # Anonymous callers never share a Customer by e-mail alone: that would hand whoever types an address an
-    # ephemeral key to that person's saved cards.
-    assert other_order["customerId"] != first["customerId"]
+    # A signed-in user keeps one Customer (and her saved cards) across her orders ...
+    assert other_order["customerId"] == first["customerId"]
+    # ... but nobody else gets it by typing her address: that would hand them an ephemeral key to her cards.
+    assert other_user["customerId"] != first["customerId"]
     client, http = payments.stripe_client()
     try:
         at_stripe = await client.v1.customers.retrieve_async(first["customerId"])
     finally:
         await http.close_async()  # type: ignore[no-untyped-call]
     assert (at_stripe.email, at_stripe.name) == ("ann@example.com", "Ann")
+
+
+async def test_guests_never_share_a_customer_by_email_alone(guest_payments: Payments) -> None:
+    """Guests have no identity beyond the order: reusing a Customer by e-mail alone would hand whoever types an
+    address an ephemeral key to that person's saved cards, so each guest order gets its own."""
+    first = await guest_payments.create("order-g1", 1000, customer={"email": "ann@example.com"}, headers={})
+    other_order = await guest_payments.create(
+        "order-g2", 1000, customer={"email": "ann@example.com"}, headers={}
+    )
+
+    assert first["customerId"].startswith("cus_")
+    assert other_order["customerId"] != first["customerId"]
 
 
 # -- pay, status -------------------------------------------------------------------------------------------------
@@ -333,31 +385,53 @@ async def test_a_refund_with_an_idempotency_key_happens_once(payments: Payments)
     assert [r.amount for r in await payments.store.list_refunds("order-9")] == [700]
 
 
-async def test_refunds_need_the_admin_token(payments: Payments) -> None:
+async def test_refunds_need_the_admin_role(payments: Payments) -> None:
     await payments.create("order-10", 2500)
     await payments.pay("order-10")
 
-    anonymous = await payments.call("refund", {"orderId": "order-10"}, mutation=True)
-    wrong = await payments.call(
-        "refund", {"orderId": "order-10"}, mutation=True, headers={"authorization": "Bearer nope"}
-    )
+    def refund(headers: dict[str, str]) -> Any:
+        return payments.call("refund", {"orderId": "order-10"}, mutation=True, headers=headers)
 
-    assert error_of(anonymous)["code"] == "UNAUTHORIZED"
-    assert error_of(wrong)["code"] == "UNAUTHORIZED"
+    no_token = await refund({})
+    not_a_jwt = await refund({"authorization": "Bearer nope"})
+    forged = await refund(admin_headers(secret="another-secret-that-is-long-enough-0123456789"))
+    expired = await refund({"authorization": f"Bearer {token_for('ops-admin', ['admin'], ttl_seconds=-120)}"})
+    # the order's owner, and a staff member: signed in, but without the admin role
+    owner = await refund(ALICE)
+    staff = await refund(bearer_headers("door-staff", ["staff"]))
+
+    for result in (no_token, not_a_jwt, forged, expired):
+        assert (error_of(result)["code"], error_of(result)["httpStatus"]) == ("UNAUTHORIZED", 401)
+    assert "bad signature" in error_of(forged)["message"]
+    assert "expired" in error_of(expired)["message"]
+    for result in (owner, staff):
+        assert (error_of(result)["code"], error_of(result)["httpStatus"]) == ("FORBIDDEN", 403)
     assert await payments.store.list_refunds("order-10") == []
 
+    made = await refund(ADMIN)
 
-async def test_refunds_are_closed_when_no_admin_token_is_configured(
+    assert made["ok"], made
+    assert [r.amount for r in await payments.store.list_refunds("order-10")] == [2500]
+
+
+async def test_a_gateway_without_jwt_secret_refuses_every_token(
     fresh_stripe_emulator: StripeEmulator, tmp_path: Path
 ) -> None:
-    settings = payment_settings(fresh_stripe_emulator, tmp_path / "db.sqlite3", gateway_admin_token="")
-    async with running_gateway(settings) as gateway:
-        [result] = await run_calls(
-            gateway.trpc_url,
-            [{"type": "mutation", "path": "stripe.refund", "input": {"orderId": "x"}}],
-            headers={"authorization": "Bearer anything"},
+    """No JWT_SECRET (allowed outside production): nobody can sign in, so refunds are closed to everyone."""
+    async with serving_payments(fresh_stripe_emulator, tmp_path, jwt_secret="") as payments:
+        refund, create = await payments.calls(
+            [
+                ("refund", {"orderId": "x"}, True),
+                ("createPaymentIntent", {"orderId": "x", "amount": 2500, "currency": "eur"}, True),
+            ],
+            headers=ADMIN,
         )
-    assert error_of(result)["code"] == "FORBIDDEN"
+        no_token = await payments.call("refund", {"orderId": "x"}, mutation=True, headers={})
+        assert await payments.store.get_order("x") is None
+
+    for result in (refund, create, no_token):
+        assert (error_of(result)["code"], error_of(result)["httpStatus"]) == ("UNAUTHORIZED", 401)
+    assert "no JWT_SECRET is configured" in error_of(refund)["message"]
 
 
 async def test_an_unpaid_order_cannot_be_refunded(payments: Payments) -> None:

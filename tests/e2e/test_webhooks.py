@@ -23,9 +23,12 @@ from gateway.settings import Settings
 from gateway.store import Order, PaymentStatus, Store, WebhookEventStatus, open_store
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
+from tests.support.tokens import TEST_JWT_SECRET, admin_headers, bearer_headers
 
 T = TypeVar("T")
-ADMIN_TOKEN = "webhook-test-admin-token-0123"
+ALICE = bearer_headers("alice")
+"""Who pays in these tests: a signed-in user (refunds are made by an admin)."""
+ADMIN = admin_headers()
 DELIVERY_DEADLINE_S = 15.0
 """How long an event may take to arrive (the emulator waits about a second before sending each)."""
 
@@ -51,7 +54,7 @@ class Gateway:
     http: aiohttp.ClientSession
 
     async def call(self, path: str, payload: object, *, admin: bool = False) -> Any:
-        headers = {"authorization": f"Bearer {ADMIN_TOKEN}"} if admin else {}
+        headers = ADMIN if admin else ALICE
         async with self.http.post(
             f"{self.running.trpc_url}/stripe.{path}", json=payload, headers=headers
         ) as r:
@@ -61,7 +64,8 @@ class Gateway:
 
     async def status(self, order_id: str) -> Any:
         url = f"{self.running.trpc_url}/stripe.getPaymentStatus"
-        async with self.http.get(url, params={"input": json.dumps({"orderId": order_id})}) as response:
+        params = {"input": json.dumps({"orderId": order_id})}
+        async with self.http.get(url, params=params, headers=ALICE) as response:
             return (await response.json())["result"]["data"]
 
     async def create(self, order_id: str, amount: int = 2500) -> str:
@@ -93,7 +97,7 @@ async def gateway(fresh_stripe_emulator: StripeEmulator, tmp_path: Path) -> Asyn
         stripe_api_base=emulator.api_base,
         stripe_max_network_retries=0,
         database_url=f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
-        gateway_admin_token=ADMIN_TOKEN,
+        jwt_secret=TEST_JWT_SECRET,
     )
     http_client = stripe.AIOHTTPClient()
     sdk = stripe.StripeClient(

@@ -20,14 +20,17 @@ from tests.e2e.test_payments import ADMIN, Payments, payment_settings, register_
 from tests.support.node import NODE_DIR
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
+from tests.support.tokens import TEST_JWT_SECRET, bearer_headers, staff_headers, token_for
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENRPC = ROOT / "openrpc.json"
+ALICE = bearer_headers("alice")
+"""The tests' caller: the payment procedures need a signed-in user (their input is checked after the caller)."""
 
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[RunningGateway]:
-    async with running_gateway(Settings()) as running:
+    async with running_gateway(Settings(jwt_secret=TEST_JWT_SECRET)) as running:
         yield running
 
 
@@ -84,7 +87,7 @@ async def test_a_batch_answers_each_call_in_order_errors_included(gateway: Runni
         42,
     ]
 
-    status, body, _ = await post(gateway.base_url, batch)
+    status, body, _ = await post(gateway.base_url, batch, headers=ALICE)
 
     assert status == 200
     assert [answer["id"] for answer in body] == [1, 2, 3, None]
@@ -132,7 +135,7 @@ async def test_rpc_discover_returns_the_openrpc_document(gateway: RunningGateway
 async def test_malformed_requests_get_json_rpc_errors(
     gateway: RunningGateway, raw: bytes, code: int, answer_id: object
 ) -> None:
-    status, body, _ = await post(gateway.base_url, None, raw=raw)
+    status, body, _ = await post(gateway.base_url, None, raw=raw, headers=ALICE)
 
     assert status == 200
     assert body["jsonrpc"] == "2.0"
@@ -170,7 +173,9 @@ async def test_a_batch_over_the_size_limit_is_one_error() -> None:
 
 async def test_calls_are_counted_with_transport_jsonrpc(gateway: RunningGateway) -> None:
     await post(
-        gateway.base_url, [call("stripe.getConfig", id_=1), call("stripe.getPaymentStatus", {}, id_=2)]
+        gateway.base_url,
+        [call("stripe.getConfig", id_=1), call("stripe.getPaymentStatus", {}, id_=2)],
+        headers=ALICE,
     )
 
     calls = gateway.app[METRICS].since_start().calls
@@ -188,7 +193,7 @@ async def test_a_notification_runs_the_call(payments: Payments) -> None:
         "params": {"orderId": "rpc-note", "amount": 1200, "currency": "eur"},
     }
 
-    status, body, _ = await post(payments.gateway.base_url, notification)
+    status, body, _ = await post(payments.gateway.base_url, notification, headers=ALICE)
 
     assert (status, body) == (204, None)
     order = await payments.store.get_order("rpc-note")
@@ -196,17 +201,27 @@ async def test_a_notification_runs_the_call(payments: Payments) -> None:
     assert order.payment_intent_id is not None
 
 
-async def test_refund_needs_the_admin_token(payments: Payments) -> None:
+async def test_refund_needs_the_admin_role(payments: Payments) -> None:
     await payments.create("rpc-refund", 2500)
     await payments.pay("rpc-refund")
+    refund = call("stripe.refund", {"orderId": "rpc-refund"})
+    expired = {"authorization": f"Bearer {token_for('ops-admin', ['admin'], ttl_seconds=-120)}"}
 
-    _, anonymous, _ = await post(payments.gateway.base_url, call("stripe.refund", {"orderId": "rpc-refund"}))
-    _, admin, _ = await post(
-        payments.gateway.base_url, call("stripe.refund", {"orderId": "rpc-refund"}), headers=ADMIN
-    )
+    _, no_token, _ = await post(payments.gateway.base_url, refund)
+    _, refused, _ = await post(payments.gateway.base_url, refund, headers=expired)
+    _, owner, _ = await post(payments.gateway.base_url, refund, headers=ALICE)  # signed in, not an admin
+    assert await payments.store.list_refunds("rpc-refund") == []
+    _, admin, _ = await post(payments.gateway.base_url, refund, headers=ADMIN)
 
-    assert anonymous["error"]["code"] == -32001
-    assert anonymous["error"]["data"]["code"] == "UNAUTHORIZED"
+    for answer in (no_token, refused):
+        assert answer["error"]["code"] == -32001
+        assert (answer["error"]["data"]["code"], answer["error"]["data"]["httpStatus"]) == (
+            "UNAUTHORIZED",
+            401,
+        )
+    assert "expired" in refused["error"]["message"]
+    assert owner["error"]["code"] == -32003
+    assert (owner["error"]["data"]["code"], owner["error"]["data"]["httpStatus"]) == ("FORBIDDEN", 403)
     assert admin["result"]["amountRefunded"] == 2500
 
 
@@ -226,14 +241,28 @@ async def test_open_rpc_client_js_calls_every_method(payments: Payments, tmp_pat
     document = json.loads(OPENRPC.read_text(encoding="utf-8"))
     await payments.create("rpc-paid", 3000)
     await payments.pay("rpc-paid")
+    # Another paid order for the QR code: rpc-paid is fully refunded (before the QR methods, in document order).
+    await payments.create("rpc-qr", 2000)
+    await payments.pay("rpc-qr")
+    _, qr, _ = await post(
+        payments.gateway.base_url, call("stripe.getPaymentQrCode", {"orderId": "rpc-qr"}), headers=ALICE
+    )
     await register_domain(payments.emulator, "shop.example.com")
     calls = {
         "stripe.getConfig": {},
-        "stripe.createPaymentIntent": {"params": {"orderId": "rpc-one", "amount": 1500, "currency": "eur"}},
-        "stripe.getPaymentStatus": {"params": {"orderId": "rpc-one"}},
-        "stripe.cancelPaymentIntent": {"params": {"orderId": "rpc-one"}},
+        "stripe.createPaymentIntent": {
+            "params": {"orderId": "rpc-one", "amount": 1500, "currency": "eur"},
+            "headers": ALICE,
+        },
+        "stripe.getPaymentStatus": {"params": {"orderId": "rpc-one"}, "headers": ALICE},
+        "stripe.cancelPaymentIntent": {"params": {"orderId": "rpc-one"}, "headers": ALICE},
         "stripe.refund": {"params": {"orderId": "rpc-paid"}, "headers": ADMIN},
         "stripe.checkNativePayAvailability": {"params": {"domain": "shop.example.com"}},
+        "stripe.getPaymentQrCode": {"params": {"orderId": "rpc-qr"}, "headers": ALICE},
+        "stripe.verifyPaymentQrCode": {
+            "params": {"token": qr["result"]["token"]},
+            "headers": staff_headers(),
+        },
     }
     calls_path = tmp_path / "calls.json"
     calls_path.write_text(json.dumps(calls), encoding="utf-8")
@@ -266,3 +295,4 @@ async def test_open_rpc_client_js_calls_every_method(payments: Payments, tmp_pat
         assert not missing, (method["name"], missing)
     assert summary["stripe.cancelPaymentIntent"]["result"]["status"] == "canceled"
     assert summary["stripe.refund"]["result"]["amountRefunded"] == 3000
+    assert summary["stripe.verifyPaymentQrCode"]["result"]["valid"] is True

@@ -29,6 +29,7 @@ import pytest
 from gateway.settings import Settings
 from tests.ops.test_prometheus_rules import ALERTS, JOB
 from tests.support.server import RunningGateway, running_gateway
+from tests.support.tokens import TEST_JWT_SECRET, bearer_headers
 
 T = TypeVar("T")
 
@@ -57,7 +58,9 @@ FAILURE_THRESHOLD = 0.05
 OK_CALL = "/trpc/stripe.getConfig"
 """A query without input that answers OK without Stripe or a store."""
 BAD_CALL = "/trpc/stripe.getPaymentStatus?input=%7B%7D"
-"""`{}` misses orderId: BAD_REQUEST by validation, before Stripe or the store."""
+"""`{}` misses orderId: BAD_REQUEST by validation, before Stripe or the store (made as a signed-in user: without
+a token it would be UNAUTHORIZED, checked before the input)."""
+CALLER = bearer_headers("alice")
 CALLS_PER_WAVE = 3
 
 
@@ -199,7 +202,7 @@ def _state(rule: dict[str, Any]) -> str:
 
 async def _calls(http: aiohttp.ClientSession, gateway: RunningGateway, path: str, status: int) -> None:
     for _ in range(CALLS_PER_WAVE):
-        async with http.get(gateway.base_url + path) as response:
+        async with http.get(gateway.base_url + path, headers=CALLER) as response:
             assert response.status == status, (path, response.status, await response.text())
 
 
@@ -213,7 +216,8 @@ async def test_a_live_prometheus_alerts_on_the_gateways_payment_failures(
 ) -> None:
     executable = _prometheus_executable()
     async with (
-        running_gateway(Settings()) as gateway,  # the production router: stripe.* without Stripe
+        # the production router: stripe.* without Stripe
+        running_gateway(Settings(jwt_secret=TEST_JWT_SECRET)) as gateway,
         live_prometheus(executable, gateway, http, tmp_path) as prometheus,
     ):
         await _check_the_rules(prometheus, gateway, http)

@@ -24,6 +24,10 @@ from gateway.store import MAINTENANCE_OFF, StoreUnavailable
 from gateway.store.sqlite import SqliteStore
 from gateway.webhooks.signature import sign
 from tests.support.stripe_emulator import StripeEmulator
+from tests.support.tokens import TEST_JWT_SECRET, TEST_QR_SECRET, bearer_headers
+
+ALICE = bearer_headers("alice")
+"""The shop's customer: payments need a signed-in caller."""
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY = Path(sys.executable).parent / "gateway"
@@ -108,11 +112,17 @@ def shared_env(tmp_path: Path, stripe_emulator: StripeEmulator) -> dict[str, str
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GATEWAY_", "STRIPE_", "NODE_ENV", "DATABASE"))
+        if not k.startswith(("GATEWAY_", "STRIPE_", "NODE_ENV", "DATABASE", "JWT_", "QR_"))
     }
     env |= {
         "PYTHONPATH": str(REPO),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "JWT_SECRET": TEST_JWT_SECRET,  # the gateways' and `gateway smoke`'s (which signs its token with it)
+        "QR_SECRET": TEST_QR_SECRET,
+        # Not a test of rate limits: it polls createPaymentIntent from 127.0.0.1 until both gateways refuse, then
+        # accept, payments, which may take more mutations than a minute's allowance.
+        "GATEWAY_RATE_LIMIT_CLIENT": "0",
+        "GATEWAY_RATE_LIMIT_USER": "0",
         "STRIPE_SECRET_KEY": stripe_emulator.secret_key,
         "STRIPE_PUBLISHABLE_KEY": stripe_emulator.publishable_key,
         "STRIPE_API_BASE": stripe_emulator.api_base,
@@ -169,7 +179,9 @@ async def until(check: Any, what: str) -> Any:
 
 async def create(http: aiohttp.ClientSession, gateway: Gateway, order_id: str) -> tuple[int, Any]:
     body = {"orderId": order_id, "amount": 2500, "currency": "eur"}
-    async with http.post(f"{gateway.url}/trpc/stripe.createPaymentIntent", json=body) as response:
+    async with http.post(
+        f"{gateway.url}/trpc/stripe.createPaymentIntent", json=body, headers=ALICE
+    ) as response:
         return response.status, await response.json()
 
 
@@ -204,7 +216,8 @@ async def test_maintenance_switched_by_the_command_is_seen_by_two_gateway_proces
             assert body["error"]["data"]["code"] == "SERVICE_UNAVAILABLE"
             # Queries, Stripe's webhooks and the health keep answering.
             async with http.get(
-                f"{gateway.url}/trpc/stripe.getPaymentStatus?input=%7B%22orderId%22%3A%22before%22%7D"
+                f"{gateway.url}/trpc/stripe.getPaymentStatus?input=%7B%22orderId%22%3A%22before%22%7D",
+                headers=ALICE,
             ) as response:
                 assert response.status == 200
             event = json.dumps(

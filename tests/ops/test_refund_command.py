@@ -32,7 +32,7 @@ from gateway import cli
 from gateway.dev_pay import dev_pay
 from gateway.logs import configure_logging
 from gateway.ops import refunds
-from gateway.payments import Actor, PaymentService
+from gateway.payments import Actor, PaymentService, user_actor
 from gateway.settings import Settings
 from gateway.store import AuditEntry, Order, RefundRequest, open_store
 from gateway.stripe_api import StripeApi
@@ -42,7 +42,7 @@ from tests.support.stripe_emulator import REPO_ROOT, StripeEmulator
 GATEWAY = Path(sys.executable).parent / "gateway"
 OPERATOR_LOGIN = "alice"
 SUBPROCESS_DEADLINE = 60.0
-APP_USER = Actor("app-user")
+APP_USER = Actor(user_actor("app-user"))
 WEBHOOK = Actor("stripe")
 
 

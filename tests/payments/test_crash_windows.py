@@ -27,7 +27,7 @@ import msgspec
 import pytest
 import stripe
 
-from gateway.payments import Actor, PaymentService
+from gateway.payments import Actor, PaymentService, user_actor
 from gateway.store import Order, PaymentStatus, StoreUnavailable
 from gateway.store.sqlite import SqliteStore
 from gateway.stripe_api import StripeApi
@@ -42,7 +42,7 @@ from tests.support.payment_worker import READY, WorkerReport, gateway_settings
 from tests.support.stripe_emulator import REPO_ROOT, StripeEmulator
 
 TIMINGS: tuple[FaultTiming, ...] = ("before", "after")
-ACTOR = Actor("user_crash", "req_crash")
+ACTOR = Actor(user_actor("crash"), "req_crash")
 WORKER_TIMEOUT = 60.0
 """Seconds a worker process may take to start or to finish (a bound for a hang, not a wait)."""
 

@@ -2,7 +2,9 @@
 
 With an environment free of the gateway's variables and an empty working directory (no `.env`), the gateway runs
 in test mode on its embedded defaults: a SQLite file under the directory and the local Stripe emulator, which it
-starts itself and describes in `data/emulator.json`. Ready once `GET /metrics/payments/health` answers 200
+starts itself and describes in `data/emulator.json` (and, with no JWT_SECRET, development secrets it generates in
+`data/dev-secrets.json`). `signed_in_env()` gives it the tests' JWT_SECRET instead, so that `tests.support.tokens`
+signs tokens it accepts. Ready once `GET /metrics/payments/health` answers 200
 (polled until a deadline); stopped with SIGTERM on the way out, as an operator or a supervisor would.
 """
 
@@ -25,7 +27,18 @@ from typing import Final
 import msgspec
 import pytest
 
-__all__ = ["GATEWAY", "REPO", "EmulatorInfo", "GatewayProcess", "clean_env", "free_port", "gateway_process"]
+from tests.support.tokens import TEST_JWT_SECRET, TEST_QR_SECRET
+
+__all__ = [
+    "GATEWAY",
+    "REPO",
+    "EmulatorInfo",
+    "GatewayProcess",
+    "clean_env",
+    "free_port",
+    "gateway_process",
+    "signed_in_env",
+]
 
 REPO: Final = Path(__file__).resolve().parents[2]
 GATEWAY: Final = Path(sys.executable).parent / "gateway"
@@ -48,11 +61,25 @@ def free_port() -> int:
         return port
 
 
+UNPREFIXED_VARIABLES: Final = ("JWT_SECRET", "QR_SECRET", "DATABASE_URL")
+"""The gateway's variables without a GATEWAY_/STRIPE_ prefix."""
+
+
 def clean_env() -> dict[str, str]:
     """This environment without the gateway's variables (so: test mode, the emulator, default settings)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "STRIPE_", "NODE_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GATEWAY_", "STRIPE_", "NODE_ENV")) and k not in UNPREFIXED_VARIABLES
+    }
     env["PYTHONPATH"] = str(REPO)
     return env
+
+
+def signed_in_env(**variables: str) -> dict[str, str]:
+    """`clean_env()` with the tests' JWT_SECRET and QR_SECRET (tokens from `tests.support.tokens` are accepted),
+    and `variables`."""
+    return {**clean_env(), "JWT_SECRET": TEST_JWT_SECRET, "QR_SECRET": TEST_QR_SECRET, **variables}
 
 
 class EmulatorInfo(msgspec.Struct, frozen=True):

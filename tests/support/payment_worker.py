@@ -6,8 +6,9 @@ can be started together without sleeping:
 
 1. it prints `ready` once the store and the Stripe client are open;
 2. it waits for one line on stdin: the test's starting signal, written to every worker once all are ready;
-3. it fires `--calls` concurrent createPaymentIntent calls for `--order-id`, prints one JSON line (a
-   `WorkerReport`) and exits 0.
+3. it fires `--calls` concurrent createPaymentIntent calls for `--order-id` as the signed-in user `--user`
+   (the same user in every worker: one customer's app retrying through several gateway instances, not several
+   users contending for an order id), prints one JSON line (a `WorkerReport`) and exits 0.
 
 The test migrates the database before starting workers, so they never race on the schema.
 """
@@ -22,7 +23,7 @@ from typing import Any, Final
 
 import msgspec
 
-from gateway.payments import Actor, PaymentService
+from gateway.payments import Actor, PaymentService, user_actor
 from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.stripe_api import StripeApi
@@ -60,7 +61,7 @@ def gateway_settings(
 
 
 async def run(
-    settings: Settings, order_id: str, amount: int, currency: str, calls: int, name: str
+    settings: Settings, order_id: str, amount: int, currency: str, calls: int, name: str, user: str = "racer"
 ) -> WorkerReport:
     store = await open_store(settings.database_url)
     stripe = StripeApi(settings)
@@ -71,7 +72,7 @@ async def run(
         await asyncio.to_thread(sys.stdin.readline)  # the starting signal
         outcomes = await asyncio.gather(
             *(
-                service.create_payment_intent(request, Actor(f"worker:{name}", f"req_{name}_{n}"))
+                service.create_payment_intent(request, Actor(user_actor(user), f"req_{name}_{n}"))
                 for n in range(calls)
             ),
             return_exceptions=True,
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amount", type=int, default=2500)
     parser.add_argument("--currency", default="eur")
     parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--name", default="worker")
+    parser.add_argument("--name", default="worker", help="names the worker's request ids")
+    parser.add_argument("--user", default="racer", help="the signed-in user (`sub`) the calls are made as")
     args = parser.parse_args(argv)
     settings = gateway_settings(
         api_base=args.api_base,
@@ -107,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         publishable_key=args.publishable_key,
         database=args.database,
     )
-    report = asyncio.run(run(settings, args.order_id, args.amount, args.currency, args.calls, args.name))
+    report = asyncio.run(
+        run(settings, args.order_id, args.amount, args.currency, args.calls, args.name, args.user)
+    )
     sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
     sys.stdout.flush()
     return 0

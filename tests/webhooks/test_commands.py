@@ -101,15 +101,17 @@ def customer_event(event_id: str) -> bytes:
 async def add_order(store: Store, order_id: str, intent_id: str) -> Order:
     """An order whose PaymentIntent was created and awaits payment, as `createPaymentIntent` leaves it."""
     order, created = await store.create_order(
-        NewOrder(order_id=order_id, amount=2500, currency="eur", nonce=f"nonce-{order_id}"),
-        AuditEntry(action="order.created", actor="anonymous", request_id=None, order_id=order_id),
+        NewOrder(
+            order_id=order_id, amount=2500, currency="eur", nonce=f"nonce-{order_id}", owner="user:alice"
+        ),
+        AuditEntry(action="order.created", actor="user:alice", request_id=None, order_id=order_id),
     )
     assert created
     return await store.update_order(
         order_id,
         order.version,
         OrderUpdate(status=PaymentStatus.REQUIRES_PAYMENT_METHOD, payment_intent_id=intent_id),
-        AuditEntry(action="payment_intent.created", actor="anonymous", request_id=None, order_id=order_id),
+        AuditEntry(action="payment_intent.created", actor="user:alice", request_id=None, order_id=order_id),
         intent=PaymentIntentRecord(
             id=intent_id,
             order_id=order_id,
