@@ -34,9 +34,10 @@ import aiohttp
 import pytest
 
 from gateway.store import PaymentStatus, WebhookEventStatus, open_store
-from tests.e2e.test_payments import Payments, error_of, payment_settings
+from tests.e2e.test_payments import Payments, error_of
 from tests.e2e.test_webhooks import eventually
 from tests.support.logs import captured_logs
+from tests.support.payment_settings import payment_settings
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
 from tests.support.tokens import token_for, unsigned_token

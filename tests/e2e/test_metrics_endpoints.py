@@ -28,8 +28,9 @@ from gateway.metrics.catalogue import CATALOGUE, Kind, MetricSpec
 from gateway.payments import PAYMENTS
 from gateway.services import Services
 from gateway.store import open_store
-from tests.e2e.test_payments import ADMIN, Payments, error_of, payment_settings
+from tests.e2e.test_payments import ADMIN, Payments, error_of
 from tests.e2e.test_webhooks import eventually
+from tests.support.payment_settings import payment_settings
 from tests.support.server import running_gateway
 from tests.support.stripe_emulator import StripeEmulator
 

@@ -16,9 +16,10 @@ import pytest
 from gateway.dev_pay import dev_pay
 from gateway.settings import Settings
 from gateway.store import Store, open_store
+from tests.support.payment_settings import payment_settings
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
-from tests.support.tokens import TEST_JWT_SECRET, admin_headers, bearer_headers
+from tests.support.tokens import admin_headers, bearer_headers
 
 ALICE = bearer_headers("alice")
 BOB = bearer_headers("bob")
@@ -56,22 +57,8 @@ class Shop:
         return await self.call("cancelPaymentIntent", {"orderId": order_id, **extra}, headers, mutation=True)
 
 
-def _settings(emulator: StripeEmulator, database: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "stripe_secret_key": emulator.secret_key,
-        "stripe_publishable_key": emulator.publishable_key,
-        "stripe_webhook_secret": emulator.webhook_secret,
-        "stripe_api_base": emulator.api_base,
-        "stripe_max_network_retries": 0,
-        "database_url": f"sqlite:///{database}",
-        "jwt_secret": TEST_JWT_SECRET,
-        **overrides,
-    }
-    return Settings(**values)
-
-
 async def _shop(emulator: StripeEmulator, tmp_path: Path, **overrides: Any) -> AsyncIterator[Shop]:
-    settings = _settings(emulator, tmp_path / "gateway.sqlite3", **overrides)
+    settings = payment_settings(emulator, tmp_path / "gateway.sqlite3", **overrides)
     async with running_gateway(settings) as gateway, aiohttp.ClientSession() as http:
         store = await open_store(settings.database_url)
         try:

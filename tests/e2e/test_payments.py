@@ -21,9 +21,10 @@ from gateway.dev_pay import dev_pay
 from gateway.settings import Settings
 from gateway.store import PaymentStatus, Store, open_store
 from tests.support.node import run_calls
+from tests.support.payment_settings import payment_settings
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
-from tests.support.tokens import TEST_JWT_SECRET, TEST_QR_SECRET, admin_headers, bearer_headers, token_for
+from tests.support.tokens import admin_headers, bearer_headers, token_for
 
 pytestmark = pytest.mark.node
 
@@ -96,25 +97,6 @@ class Payments:
 
     def stripe_client(self) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
         return _sdk(self.emulator)
-
-
-def payment_settings(emulator: StripeEmulator, database: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "stripe_secret_key": emulator.secret_key,
-        "stripe_publishable_key": emulator.publishable_key,
-        "stripe_webhook_secret": emulator.webhook_secret,
-        "stripe_api_base": emulator.api_base,
-        "stripe_max_network_retries": 0,
-        "database_url": f"sqlite:///{database}",
-        "jwt_secret": TEST_JWT_SECRET,
-        "qr_secret": TEST_QR_SECRET,
-        # These tests are not about rate limits, and some make many mutations from 127.0.0.1 at once (50
-        # concurrent creates): the per-user and per-client limits are off here.
-        "gateway_rate_limit_client": 0,
-        "gateway_rate_limit_user": 0,
-        **overrides,
-    }
-    return Settings(**values)
 
 
 @asynccontextmanager

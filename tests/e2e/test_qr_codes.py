@@ -17,29 +17,15 @@ from gateway.dev_pay import dev_pay
 from gateway.qr import QrSigner
 from gateway.settings import Settings
 from gateway.store import open_store
+from tests.support.payment_settings import payment_settings
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
-from tests.support.tokens import TEST_JWT_SECRET, TEST_QR_SECRET, admin_headers, bearer_headers, staff_headers
+from tests.support.tokens import TEST_QR_SECRET, admin_headers, bearer_headers, staff_headers
 
 ALICE = bearer_headers("alice")
 BOB = bearer_headers("bob")
 STAFF = staff_headers("door-staff")
 OLD_QR_KEY = "an-older-qr-key-that-is-being-rolled-out-0123"
-
-
-def _settings(emulator: StripeEmulator, database: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "stripe_secret_key": emulator.secret_key,
-        "stripe_publishable_key": emulator.publishable_key,
-        "stripe_webhook_secret": emulator.webhook_secret,
-        "stripe_api_base": emulator.api_base,
-        "stripe_max_network_retries": 0,
-        "database_url": f"sqlite:///{database}",
-        "jwt_secret": TEST_JWT_SECRET,
-        "qr_secret": TEST_QR_SECRET,
-        **overrides,
-    }
-    return Settings(**values)
 
 
 class Shop:
@@ -77,7 +63,7 @@ async def _shop(settings: Settings) -> AsyncIterator[Shop]:
 
 @pytest.fixture
 def settings(fresh_stripe_emulator: StripeEmulator, tmp_path: Path) -> Settings:
-    return _settings(fresh_stripe_emulator, tmp_path / "gateway.sqlite3")
+    return payment_settings(fresh_stripe_emulator, tmp_path / "gateway.sqlite3")
 
 
 @pytest.fixture
@@ -181,16 +167,18 @@ async def test_rolling_qr_secret_keeps_issued_codes_valid(
     fresh_stripe_emulator: StripeEmulator, tmp_path: Path
 ) -> None:
     database = tmp_path / "gateway.sqlite3"
-    async with _shop(_settings(fresh_stripe_emulator, database, qr_secret=OLD_QR_KEY)) as shop:
+    async with _shop(payment_settings(fresh_stripe_emulator, database, qr_secret=OLD_QR_KEY)) as shop:
         await shop.paid_order("order-q8")
         old_token = (await shop.qr("order-q8"))["token"]
-    rolled = _settings(fresh_stripe_emulator, database, qr_secret=f"{TEST_QR_SECRET},{OLD_QR_KEY}")
+    rolled = payment_settings(fresh_stripe_emulator, database, qr_secret=f"{TEST_QR_SECRET},{OLD_QR_KEY}")
     async with _shop(rolled) as shop:
         assert (await shop.verify(old_token))["valid"] is True
         new_token = (await shop.qr("order-q8"))["token"]
         assert new_token != old_token  # new codes are signed with the new key
         assert new_token.split(".")[1] != old_token.split(".")[1]
-    async with _shop(_settings(fresh_stripe_emulator, database)) as shop:  # the old key dropped at last
+    async with _shop(
+        payment_settings(fresh_stripe_emulator, database)
+    ) as shop:  # the old key dropped at last
         assert (await shop.verify(old_token))["reason"] == "unknown_key"
         assert (await shop.verify(new_token))["valid"] is True
 
@@ -198,7 +186,9 @@ async def test_rolling_qr_secret_keeps_issued_codes_valid(
 async def test_single_use_codes_verify_once_and_the_scan_is_audited(
     fresh_stripe_emulator: StripeEmulator, tmp_path: Path
 ) -> None:
-    settings = _settings(fresh_stripe_emulator, tmp_path / "gateway.sqlite3", gateway_qr_single_use=True)
+    settings = payment_settings(
+        fresh_stripe_emulator, tmp_path / "gateway.sqlite3", gateway_qr_single_use=True
+    )
     async with _shop(settings) as shop:
         await shop.paid_order("order-q9")
         token = (await shop.qr("order-q9"))["token"]
@@ -224,7 +214,7 @@ async def test_single_use_codes_verify_once_and_the_scan_is_audited(
 async def test_without_qr_secret_codes_are_a_precondition_failure(
     fresh_stripe_emulator: StripeEmulator, tmp_path: Path
 ) -> None:
-    async with _shop(_settings(fresh_stripe_emulator, tmp_path / "db.sqlite3", qr_secret="")) as shop:
+    async with _shop(payment_settings(fresh_stripe_emulator, tmp_path / "db.sqlite3", qr_secret="")) as shop:
         await shop.paid_order("order-q10")
         assert _code(await shop.qr("order-q10")) == "PRECONDITION_FAILED"
         assert _code(await shop.verify("P1.abcdef.eA.AAAAAAAAAAAAAAAAAAAAAA")) == "PRECONDITION_FAILED"

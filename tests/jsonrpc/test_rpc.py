@@ -16,8 +16,9 @@ from gateway.http.app import METRICS
 from gateway.jsonrpc import TRANSPORT
 from gateway.settings import Settings
 from gateway.store import open_store
-from tests.e2e.test_payments import ADMIN, Payments, payment_settings, register_domain
+from tests.e2e.test_payments import ADMIN, Payments, register_domain
 from tests.support.node import NODE_DIR
+from tests.support.payment_settings import payment_settings
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
 from tests.support.tokens import TEST_JWT_SECRET, bearer_headers, staff_headers, token_for
