@@ -34,6 +34,7 @@ import msgspec
 from loguru import logger
 
 from gateway import codec
+from gateway.auth.guard import admit
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
 from gateway.metrics.recorder import OK, Metrics
@@ -125,7 +126,16 @@ def parse(body: bytes, max_batch: int) -> Parsed:
         body = body[len(_UTF8_BOM) :]
     try:
         top = _body_decoder.decode(body)
-    except msgspec.ValidationError:  # JSON, but neither an object nor an array
+    except msgspec.ValidationError:
+        # Neither an object nor an array, or not JSON at all (`1 2`: the type is refused before the rest is read).
+        try:
+            codec.decode_any(body)
+        except (msgspec.DecodeError, RecursionError) as error:
+            return Parsed(
+                [],
+                False,
+                _protocol_error(None, PARSE_ERROR, "Parse error", ErrorCode.PARSE_ERROR, str(error)),
+            )
         return Parsed(
             [], False, _protocol_error(None, INVALID_REQUEST, "Invalid Request", ErrorCode.BAD_REQUEST)
         )
@@ -134,7 +144,12 @@ def parse(body: bytes, max_batch: int) -> Parsed:
             [], False, _protocol_error(None, PARSE_ERROR, "Parse error", ErrorCode.PARSE_ERROR, str(error))
         )
     if isinstance(top, dict):
-        return Parsed([_request_object(top)], False)
+        try:
+            return Parsed([_request_object(top)], False)
+        except msgspec.DecodeError:  # a member JSON cannot hold as a value (`"id": 1e400`)
+            return Parsed(
+                [], False, _protocol_error(None, INVALID_REQUEST, "Invalid Request", ErrorCode.BAD_REQUEST)
+            )
     if not top:
         detail = "An empty batch is not a request"
         return Parsed(
@@ -149,7 +164,7 @@ def parse(body: bytes, max_batch: int) -> Parsed:
     for raw in top:
         try:
             items.append(_request_object(_object_decoder.decode(raw)))
-        except msgspec.ValidationError:
+        except msgspec.DecodeError:  # not an object, or a member out of range
             items.append(_protocol_error(None, INVALID_REQUEST, "Invalid Request", ErrorCode.BAD_REQUEST))
     return Parsed(items, True)
 
@@ -237,6 +252,7 @@ class Dispatcher:
         error: TRPCError | None = None
         output: Any = None
         try:
+            admit(proc, ctx)
             value = self._input(proc, call.params)
             output = proc.invoke(ctx, value)
             if proc.is_async:

@@ -237,9 +237,20 @@ class WebhookService:
             )
         intent = intent_of(event)
         order_id = intent.metadata.get(ORDER_ID_METADATA)
+        try:
+            bound = await self._store.find_order_by_payment_intent(intent.id)
+        except StoreUnavailable:
+            raise
+        except (
+            StoreError
+        ):  # an unreadable row: recorded first all the same, and applying it reports the fault
+            bound = None
         if order_id is None:
-            order = await self._store.find_order_by_payment_intent(intent.id)
-            order_id = order.order_id if order is not None else None
+            order_id = bound.order_id if bound is not None else None
+        elif bound is not None and bound.order_id != order_id:
+            # One PaymentIntent belongs to one order: metadata naming another (edited at Stripe, or forged with
+            # a leaked signing secret) must not move the payment to it.
+            raise UnusableEvent(f"{event.type} for a PaymentIntent of another order than its metadata names")
         return order_id, lambda current: intent_report(
             current, intent, event_id=event.id, event_type=event.type, actor=actor
         )

@@ -236,8 +236,13 @@ async def test_a_signed_but_unusable_body_is_recorded_ignored_and_logged(
             "not about an order of this gateway",
         ),
         (
-            intent_event("evt_2", "succeeded", order_id="someone-else"),
+            intent_event("evt_2", "succeeded", order_id="someone-else", intent_id="pi_unknown"),
             'order "someone-else" is not in this gateway',
+        ),
+        (
+            # order-1's PaymentIntent, with metadata naming another order: the payment never moves to it
+            intent_event("evt_6", "succeeded", order_id="someone-else"),
+            "payment_intent.succeeded for a PaymentIntent of another order than its metadata names",
         ),
         (charge_refunded("evt_3", 100, intent_id="pi_other"), "not about an order of this gateway"),
         (intent_event("evt_4", "succeeded", livemode=True), "a live-mode event, and the gateway is not"),
