@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from gateway.services import Services
 from gateway.settings import Settings
 
-__all__ = ["CallContext", "Caller"]
+__all__ = ["CLIENT_SECRET_HEADER", "CallContext", "Caller"]
+
+
+CLIENT_SECRET_HEADER = "x-client-secret"  # noqa: S105 - a header name
+"""Where a guest may send its order's client secret instead of the input's `clientSecret`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,9 @@ class CallContext:
     """Why a presented token was refused (`expired`, `bad signature`, ...), for the UNAUTHORIZED message."""
     client: str = ""
     """The client's address (through trusted proxies), which rate limits count per."""
+    client_secret: str | None = None
+    """A guest's `X-Client-Secret` header: its order's client secret, kept out of GET URLs (and so out of proxies'
+    and CDNs' access logs). An input's `clientSecret` field wins over it."""
     connection_params: dict[str, str] | None = None
     transport: str = "http"
     services: Services = field(default_factory=Services)

@@ -7,39 +7,63 @@ production, where both variables are required (gateway.settings refuses to start
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Final
 
 import msgspec
 from loguru import logger
 
-from gateway.settings import Settings
+from gateway.settings import MIN_APP_SECRET_LENGTH, Settings
 
 __all__ = ["DEV_SECRETS_FILE", "with_development_secrets"]
 
 DEV_SECRETS_FILE: Final = Path("data/dev-secrets.json")
 
 
-def _load_or_create(path: Path) -> dict[str, str]:
+_NAMES: Final = ("jwt_secret", "qr_secret")
+
+
+def _load(path: Path) -> dict[str, str] | None:
+    """The stored secrets, if the file holds usable ones (32+ characters each)."""
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(stored, dict) and all(
-            isinstance(stored.get(k), str) for k in ("jwt_secret", "qr_secret")
-        ):
-            return {"jwt_secret": stored["jwt_secret"], "qr_secret": stored["qr_secret"]}
     except (OSError, ValueError):
-        pass
-    values = {"jwt_secret": secrets.token_urlsafe(48), "qr_secret": secrets.token_urlsafe(48)}
+        return None
+    if not isinstance(stored, dict):
+        return None
+    values = {name: stored.get(name) for name in _NAMES}
+    if not all(isinstance(value, str) and len(value) >= MIN_APP_SECRET_LENGTH for value in values.values()):
+        return None
+    return {name: str(value) for name, value in values.items()}
+
+
+def _load_or_create(path: Path) -> dict[str, str]:
+    found = _load(path)
+    if found is not None:
+        return found
+    values = {name: secrets.token_urlsafe(48) for name in _NAMES}
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Created private from the first byte (no window in which another user could read it), then moved in place.
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        json.dump(values, file)
-    os.replace(temporary, path)
+    # mkstemp: a new file of our own (O_EXCL), mode 0600 from the first byte. It is then linked in place only if no
+    # file is there yet, so that two processes starting together (`serve` and `token`) end up with the same pair.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".dev-secrets-")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(values, file)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            found = _load(path)
+            if found is not None:
+                return found  # another process was first: use its pair
+            os.replace(temporary, path)  # an unusable file (hand-edited, truncated): replaced
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
     logger.bind(path=str(path)).warning("development_secrets_generated")
     return values
 

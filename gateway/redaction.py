@@ -39,7 +39,9 @@ _SECRET_SHAPED: Final = re.compile(
     r"(?P<key>\b(?:sk|rk|ek)_(?:live|test)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9_]+)"
     r"|(?P<client_secret>\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+)"
     r"|(?P<jwt>\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)"
-    r"|(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+    # Bounded repetitions (an address's local part is at most 64 characters, a domain 253): an unbounded `+` before
+    # `@` backtracks quadratically over a long run of letters, and a log line may hold a 64 KiB path.
+    r"|(?P<email>[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63})"
     r"|(?P<card>\b\d(?:[ -]?\d){14,18}\b)"
 )
 

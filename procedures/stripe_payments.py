@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import msgspec
+
 from gateway.auth.access import ADMIN, ADMIN_ROLE, PUBLIC, USER
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
@@ -70,6 +72,8 @@ async def create_payment_intent(ctx: CallContext, input: CreatePaymentIntentInpu
     SERVICE_UNAVAILABLE while maintenance is on."""
     await _refuse_in_maintenance(ctx)
     with as_trpc_errors():
+        if input.client_secret is None and ctx.client_secret is not None:
+            input = msgspec.structs.replace(input, client_secret=ctx.client_secret)
         return await _payments(ctx).create_payment_intent(input, actor(ctx))
 
 
@@ -77,7 +81,9 @@ async def get_payment_status(ctx: CallContext, input: OrderInput) -> PaymentStat
     """The order's payment status, amounts and refunded total, as the gateway knows them (kept current by
     Stripe's webhooks; checked with Stripe while the payment is not final)."""
     with as_trpc_errors():
-        return await _payments(ctx).payment_status(input.order_id, actor(ctx), input.client_secret)
+        return await _payments(ctx).payment_status(
+            input.order_id, actor(ctx), input.client_secret or ctx.client_secret
+        )
 
 
 async def cancel_payment_intent(
@@ -87,7 +93,9 @@ async def cancel_payment_intent(
     refunded, not canceled (CONFLICT). SERVICE_UNAVAILABLE while maintenance is on."""
     await _refuse_in_maintenance(ctx)
     with as_trpc_errors():
-        return await _payments(ctx).cancel(input.order_id, actor(ctx), input.client_secret)
+        return await _payments(ctx).cancel(
+            input.order_id, actor(ctx), input.client_secret or ctx.client_secret
+        )
 
 
 async def refund(ctx: CallContext, input: RefundInput) -> RefundResult:

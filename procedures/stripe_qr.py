@@ -17,7 +17,9 @@ async def get_payment_qr_code(ctx: CallContext, input: PaymentQrCodeInput) -> Pa
     with the client secret). NOT_FOUND for an order the caller may not reach; CONFLICT while it is not paid or
     once it is fully refunded; PRECONDITION_FAILED when the gateway has no QR_SECRET."""
     with as_trpc_errors():
-        return await ctx.services[QR_CODES].issue(input.order_id, actor(ctx), input.client_secret)
+        return await ctx.services[QR_CODES].issue(
+            input.order_id, actor(ctx), input.client_secret or ctx.client_secret
+        )
 
 
 async def verify_payment_qr_code(ctx: CallContext, input: VerifyPaymentQrCodeInput) -> QrVerification:

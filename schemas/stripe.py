@@ -3,12 +3,13 @@ minor unit (cents; for zero-decimal currencies such as JPY, the amount itself)."
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "ORDER_ID_PATTERN",
     "CancelPaymentIntentInput",
     "CancelPaymentIntentResult",
     "CreatePaymentIntentInput",
@@ -28,13 +29,14 @@ __all__ = [
     "VerifyPaymentQrCodeInput",
 ]
 
+ORDER_ID_PATTERN: Final = r"^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f]+$"
+"""Any printable text (spaces, accents, `/`, `&`, `%` ...), not blank, without C0/C1 control characters."""
 OrderId = Annotated[
     str,
     Meta(
         min_length=1,
         max_length=200,
-        # Any printable text (spaces, accents, `/`, `&`, `%` ...), not blank, without C0/C1 control characters.
-        pattern=r"^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f]+$",
+        pattern=ORDER_ID_PATTERN,
         description="The app's own order id: printable text, 1-200 characters",
     ),
 ]

@@ -7,6 +7,7 @@ UNAUTHORIZED without a valid token where one is needed, FORBIDDEN for a missing 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Final
 
 from loguru import logger
@@ -19,7 +20,7 @@ from gateway.registry import Procedure
 from gateway.services import ServiceKey
 from gateway.settings import Settings
 
-__all__ = ["RATE_LIMITS", "RateLimits", "admit", "check_access"]
+__all__ = ["RATE_LIMITS", "RateLimits", "admit", "check_access", "client_key"]
 
 
 _TRUSTED_ROLES: Final = frozenset({ADMIN_ROLE, STAFF_ROLE})
@@ -35,19 +36,34 @@ class RateLimits:
     def check(self, ctx: CallContext) -> None:
         if ctx.caller is not None and ctx.caller.roles & _TRUSTED_ROLES:
             return  # staff scanning codes at a door, admins refunding a batch: trusted, short-lived tokens
-        waits = []
+        # Both buckets are asked before either is spent: a call refused by one does not use up the other.
+        buckets = []
         if ctx.caller is not None:
-            waits.append(self.per_user.take(ctx.caller.user_id))
+            buckets.append((self.per_user, ctx.caller.user_id))
         if ctx.client:
-            waits.append(self.per_client.take(ctx.client))
-        wait = max((w for w in waits if w is not None), default=None)
-        if wait is not None:
-            logger.bind(procedureKind="mutation", signedIn=ctx.caller is not None).warning("rate_limited")
-            raise TRPCError(
-                ErrorCode.TOO_MANY_REQUESTS,
-                "Too many payment requests; retry later",
-                headers={"retry-after": retry_after_header(wait)},
-            )
+            buckets.append((self.per_client, client_key(ctx.client)))
+        wait = max((w for limiter, key in buckets if (w := limiter.wait(key)) is not None), default=None)
+        if wait is None:
+            for limiter, key in buckets:
+                limiter.take(key)
+            return
+        logger.bind(procedureKind="mutation", signedIn=ctx.caller is not None).warning("rate_limited")
+        raise TRPCError(
+            ErrorCode.TOO_MANY_REQUESTS,
+            "Too many payment requests; retry later",
+            headers={"retry-after": retry_after_header(wait)},
+        )
+
+
+def client_key(address: str) -> str:
+    """What the per-client limit counts by: an IPv4 address, or an IPv6 address's /64 (one subscriber's network,
+    inside which it can pick any address it likes)."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address)
+    except ValueError:
+        return address
 
 
 RATE_LIMITS: Final = ServiceKey[RateLimits]("rate_limits")

@@ -30,6 +30,16 @@ class RateLimiter:
         """How many callers are remembered."""
         return len(self._buckets)
 
+    def wait(self, key: str) -> float | None:
+        """Like `take`, without spending: None when a call would be allowed now, else the seconds until it is."""
+        if self.per_minute <= 0:
+            return None
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return None
+        tokens = min(float(self.per_minute), bucket[0] + (self._clock() - bucket[1]) * self._rate)
+        return None if tokens >= 1.0 else (1.0 - tokens) / self._rate
+
     def take(self, key: str) -> float | None:
         if self.per_minute <= 0:
             return None

@@ -25,7 +25,14 @@ from gateway.settings import Settings
 
 __all__ = ["ALLOWED_HEADERS", "Cors"]
 
-ALLOWED_HEADERS: Final = ("content-type", "authorization", "trpc-accept", "x-trpc-source", "trpc-batch-mode")
+ALLOWED_HEADERS: Final = (
+    "content-type",
+    "authorization",
+    "trpc-accept",
+    "x-trpc-source",
+    "trpc-batch-mode",
+    "x-client-secret",
+)
 """What tRPC clients send (8.6): `content-type` on every POST, the stream links' headers, the bearer token."""
 MAX_AGE: Final = "600"
 _FORBIDDEN_BODY: Final = codec.encode(

@@ -17,11 +17,14 @@ from typing import Final
 
 from aiohttp import web
 
-__all__ = ["InFlight", "read_body"]
+__all__ = ["WAITED_BODY_BYTES", "InFlight", "body_arrived", "read_body"]
 
 _EXPIRED: Final = math.inf
 """The deadline of a request the sweep has cancelled (never due again)."""
 _MAX_SWEEP_SECONDS: Final = 1.0
+WAITED_BODY_BYTES: Final = 64 * 1024
+"""Bodies up to this size (every tRPC, JSON-RPC and webhook body in practice) are waited for before the request
+counts against the cap; aiohttp buffers that much without anyone reading (it pauses a connection at 128 KiB)."""
 
 
 class InFlight:
@@ -79,3 +82,27 @@ async def read_body(request: web.Request, seconds: float) -> bytes:
         return await request.read()
     async with asyncio.timeout(seconds):
         return await request.read()
+
+
+async def body_arrived(request: web.Request, seconds: float, max_bytes: int) -> bool:
+    """Wait, without reading it, until a POST body of up to WAITED_BODY_BYTES has arrived whole; False when it has not
+    within `seconds`. So a client trickling its body in holds a connection, not one of the slots of the
+    concurrency cap that every other client needs. Larger or chunked bodies are not waited for (they count while
+    they arrive, for at most GATEWAY_BODY_TIMEOUT, as the routes read them)."""
+    if request.method != "POST" or not request.body_exists or request.content.is_eof():
+        return True  # the routes read POST bodies only (a GET's is never waited for)
+    length = request.content_length
+    if (
+        length is None
+        or length > min(WAITED_BODY_BYTES, max_bytes)
+        or request.content.exception() is not None
+    ):
+        return True  # not waited for, refused unread by the route (over `max_bytes`), or already broken off
+    try:
+        async with asyncio.timeout(seconds):
+            await request.content.wait_eof()
+    except TimeoutError:
+        return False
+    except Exception:
+        return True
+    return True

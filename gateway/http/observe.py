@@ -29,7 +29,7 @@ from gateway.errors import ErrorCode
 from gateway.http.client_address import ClientResolver
 from gateway.http.cors import Cors
 from gateway.http.hygiene import PREPARED_RESPONSE, RESPONSE_HEADERS, RouteHeaders
-from gateway.http.limits import InFlight
+from gateway.http.limits import InFlight, body_arrived
 from gateway.logs import CURRENT_REQUEST_ID, BufferedLog, now_iso
 from gateway.metrics.recorder import Metrics
 from gateway.settings import Settings
@@ -144,6 +144,7 @@ def request_observer(
     clients = ClientResolver(settings.gateway_trusted_proxies)
     cors = Cors(settings)
     in_flight = InFlight(settings.gateway_max_concurrent_requests, settings.gateway_handler_timeout)
+    body_timeout, max_body = settings.gateway_body_timeout, settings.gateway_max_body_bytes
 
     def log_outcome(
         route: str, request: web.Request, request_id: str, status: int, size: int | None, started: float
@@ -204,6 +205,9 @@ def request_observer(
             if preflight is not None:
                 request[RESPONSE_HEADERS] = headers.plain(https)  # the preflight carries its own CORS headers
                 response = preflight
+            elif task is not None and not await body_arrived(request, body_timeout, max_body):
+                response = web.Response(status=408, body=timeout_body, content_type="application/json")
+                response.force_close()  # the rest of the body may still be on its way: no next request after it
             elif task is not None and not in_flight.admit(task):
                 response = web.Response(
                     status=503,

@@ -8,7 +8,7 @@ from aiohttp import HttpVersion11, web
 from loguru import logger
 
 from gateway.auth.tokens import BearerAuth
-from gateway.context import CallContext
+from gateway.context import CLIENT_SECRET_HEADER, CallContext
 from gateway.errors import ErrorCode, TRPCError
 from gateway.http.client_address import client_address
 from gateway.http.limits import read_body
@@ -67,6 +67,7 @@ class TrpcRoute:
             caller=caller,
             token_problem=token_problem,
             client=client_address(request),
+            client_secret=request.headers.get(CLIENT_SECRET_HEADER),
         )
         result = await self._resolver.resolve(
             TrpcRequest(request.method, tail, request.query, request.headers, body, body_error), ctx

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from gateway import codec
 from gateway.auth.tokens import BearerAuth
-from gateway.context import CallContext
+from gateway.context import CLIENT_SECRET_HEADER, CallContext
 from gateway.errors import ErrorCode
 from gateway.http.client_address import client_address
 from gateway.http.limits import read_body
@@ -108,6 +108,7 @@ class RpcRoute:
             caller=caller,
             token_problem=token_problem,
             client=client_address(request),
+            client_secret=request.headers.get(CLIENT_SECRET_HEADER),
         )
         answer = await self.dispatcher.answer(parsed, ctx)
         if answer is None:

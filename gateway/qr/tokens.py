@@ -32,6 +32,7 @@ from typing import Final, Literal
 import msgspec
 
 from gateway.settings import MIN_APP_SECRET_LENGTH, Settings, qr_secrets
+from schemas.stripe import ORDER_ID_PATTERN
 
 __all__ = [
     "KEY_ID_LENGTH",
@@ -54,7 +55,7 @@ verification then tries both)."""
 TAG_BYTES: Final = 16
 """128 bits of HMAC-SHA256: forging one is a 2^-128 guess per try."""
 MAX_ORDER_ID_LENGTH: Final = 200
-"""Order ids are 1 to 200 printable characters."""
+"""Order ids are 1 to 200 characters (schemas.stripe.OrderId)."""
 
 
 def _b64_length(byte_count: int) -> int:
@@ -75,6 +76,7 @@ MAX_TOKEN_LENGTH: Final = (
 before any other work, so a huge string costs one `len()`."""
 
 _KEY_ID_MESSAGE: Final = b"qr-key-id"
+_ORDER_ID: Final = re.compile(ORDER_ID_PATTERN)
 # Anchored on both ends with \Z (a `$` would accept a trailing newline). Lengths are checked here so that no
 # later step sees an absurd part; the payload may be any length `sign` can produce.
 _TOKEN: Final = re.compile(
@@ -136,7 +138,8 @@ def key_id(key: str) -> str:
 
 
 def _valid_order_id(order_id: str) -> bool:
-    return 1 <= len(order_id) <= MAX_ORDER_ID_LENGTH and order_id.isprintable()
+    """The procedures' own rule for order ids (schemas.stripe.OrderId), so every order can have its code."""
+    return 1 <= len(order_id) <= MAX_ORDER_ID_LENGTH and _ORDER_ID.match(order_id) is not None
 
 
 def _tag(key: bytes, signed_part: str) -> str:
@@ -190,12 +193,14 @@ class QrSigner:
     def sign(self, order_id: str) -> str:
         """The token of `order_id`, signed with the newest key. The same order gives the same token.
 
-        Raises ValueError for an order id that is not 1-200 printable characters, and QrSigningDisabled when
+        Raises ValueError for what is not an order id (schemas.stripe.OrderId), and QrSigningDisabled when
         QR_SECRET is empty."""
         if not self._keys:
             raise QrSigningDisabled("QR_SECRET is not set: payment QR codes cannot be signed")
         if not _valid_order_id(order_id):
-            raise ValueError(f"an order id is 1 to {MAX_ORDER_ID_LENGTH} printable characters")
+            raise ValueError(
+                f"an order id is 1 to {MAX_ORDER_ID_LENGTH} characters, not blank, no control characters"
+            )
         kid, key = self._keys[0]
         signed_part = f"{TOKEN_VERSION}.{kid}.{_b64encode(order_id.encode('utf-8'))}"
         return f"{signed_part}.{_tag(key, signed_part)}"

@@ -13,6 +13,7 @@ Nothing is parsed before the signature is checked, and nothing is acknowledged b
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from aiohttp import web
@@ -51,13 +52,21 @@ class WebhookRoute:
         self._secrets = parse_webhook_secrets(settings.stripe_webhook_secret)
         self._services = services
         self._metrics = metrics
+        self._body_timeout = settings.gateway_body_timeout
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
             response = _answer(405, error="Stripe webhooks are POSTed")
             response.headers["allow"] = "POST"
             return response
-        body = await _read_body(request)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                body = await _read_body(request)
+        except TimeoutError:  # a body trickling in slower than GATEWAY_BODY_TIMEOUT allows: Stripe never does
+            self._metrics.webhook(UNKNOWN_TYPE, "rejected")
+            response = _answer(408, error="The request body took too long to arrive")
+            response.force_close()
+            return response
         if body is None:
             self._metrics.webhook(UNKNOWN_TYPE, "rejected")
             logger.bind(contentLength=request.content_length).warning("webhook_body_too_large")

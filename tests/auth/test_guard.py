@@ -11,8 +11,10 @@ import msgspec
 import pytest
 
 from gateway.auth.access import PUBLIC, STAFF, USER
+from gateway.auth.guard import RateLimits, client_key
 from gateway.auth.rate_limit import MAX_KEYS, RateLimiter
-from gateway.context import CallContext
+from gateway.context import CallContext, Caller
+from gateway.errors import ErrorCode, TRPCError
 from gateway.registry import Router
 from gateway.settings import Settings
 from tests.support.server import RunningGateway, running_gateway
@@ -235,3 +237,27 @@ def test_the_bucket_refills_at_the_configured_rate() -> None:
         many.take(f"key-{index}")
     assert len(many) <= MAX_KEYS
     assert many.take(f"key-{MAX_KEYS + 9}") is not None  # the newest callers are still remembered
+
+
+def test_ipv6_clients_are_limited_by_their_64_network() -> None:
+    assert (
+        client_key("2001:db8:1:2:aaaa::1")
+        == client_key("2001:db8:1:2:bbbb:cccc:dddd:eeee")
+        == "2001:db8:1:2::"
+    )
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("203.0.113.7") == "203.0.113.7"
+    assert client_key("not an address:") == "not an address:"
+
+
+def test_a_call_refused_by_one_limit_does_not_spend_the_other() -> None:
+    limits = RateLimits(_settings(gateway_rate_limit_user=1, gateway_rate_limit_client=1))
+
+    def ctx(user: str) -> CallContext:
+        return CallContext(request_id="r", settings=_settings(), caller=Caller(user), client="203.0.113.7")
+
+    limits.check(ctx("alice"))
+    with pytest.raises(TRPCError) as refused:
+        limits.check(ctx("bob"))  # the client's one call a minute is spent
+    assert refused.value.code is ErrorCode.TOO_MANY_REQUESTS
+    assert limits.per_user.wait("bob") is None  # bob's own allowance is untouched

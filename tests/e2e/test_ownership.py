@@ -163,3 +163,15 @@ async def test_a_users_order_is_not_reachable_by_guests_even_with_its_secret(gue
     secret = body["result"]["data"]["clientSecret"]
     assert _error(await guest_shop.status("order-g2", GUEST, clientSecret=secret))[:2] == (404, "NOT_FOUND")
     assert _error(await guest_shop.create("order-g2", GUEST, clientSecret=secret))[:2] == (409, "CONFLICT")
+
+
+async def test_a_guest_may_send_its_client_secret_in_a_header_instead_of_the_url(guest_shop: Shop) -> None:
+    """GET query inputs are in the URL, which proxies and CDNs log: `X-Client-Secret` keeps the secret out of it."""
+    status, body = await guest_shop.create("order-g3", GUEST)
+    assert status == 200
+    secret = {"x-client-secret": body["result"]["data"]["clientSecret"]}
+    status, body = await guest_shop.status("order-g3", secret)
+    assert (status, body["result"]["data"]["orderId"]) == (200, "order-g3")
+    assert _error(await guest_shop.status("order-g3", {"x-client-secret": "pi_x_secret_wrong"}))[0] == 404
+    status, body = await guest_shop.cancel("order-g3", secret)
+    assert (status, body["result"]["data"]["status"]) == (200, "canceled")

@@ -14,9 +14,12 @@ import msgspec
 import pytest
 
 from gateway.dev_pay import dev_pay
+from gateway.http.app import METRICS
+from gateway.payments import Actor, PaymentService
 from gateway.qr import QrSigner
 from gateway.settings import Settings
 from gateway.store import open_store
+from gateway.stripe_api import StripeApi
 from tests.support.payment_settings import payment_settings
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
@@ -47,6 +50,16 @@ class Shop:
         order = {"orderId": order_id, "amount": 2500, "currency": "eur"}
         assert "paymentIntentId" in await self.call("createPaymentIntent", order, headers, mutation=True)
         await dev_pay(self.settings, order_id, "visa")
+
+    async def sync(self, order_id: str) -> None:
+        """Record the order's payment now, as Stripe's webhook would."""
+        store = await open_store(self.settings.database_url)
+        stripe = StripeApi(self.settings)
+        try:
+            await PaymentService(store, stripe, self.settings).sync_order(order_id, Actor("test"))
+        finally:
+            await stripe.close()
+            await store.close()
 
     async def qr(self, order_id: str, headers: dict[str, str] = ALICE) -> Any:
         return await self.call("getPaymentQrCode", {"orderId": order_id}, headers)
@@ -105,6 +118,7 @@ async def test_only_the_owner_gets_the_code_and_only_once_paid(shop: Shop) -> No
     )
     assert _code(await shop.qr("order-q2")) == "CONFLICT"
     await dev_pay(shop.settings, "order-q2", "visa")
+    await shop.sync("order-q2")  # as the webhook would: the status was checked with Stripe less than 2 s ago
     assert _code(await shop.qr("order-q2", BOB)) == "NOT_FOUND"
     assert _code(await shop.qr("order-q2", {})) == "UNAUTHORIZED"
     assert "token" in await shop.qr("order-q2", admin_headers())
@@ -218,3 +232,27 @@ async def test_without_qr_secret_codes_are_a_precondition_failure(
         await shop.paid_order("order-q10")
         assert _code(await shop.qr("order-q10")) == "PRECONDITION_FAILED"
         assert _code(await shop.verify("P1.abcdef.eA.AAAAAAAAAAAAAAAAAAAAAA")) == "PRECONDITION_FAILED"
+
+
+async def test_asking_for_codes_cannot_spend_the_accounts_stripe_rate_limit(shop: Shop) -> None:
+    """An unpaid order's status is checked with Stripe at most every 2 s, however many codes are asked for."""
+    order = {"orderId": "order-q11", "amount": 900, "currency": "eur"}
+    await shop.call("createPaymentIntent", order, ALICE, mutation=True)
+    metrics = shop.gateway.app[METRICS]
+
+    def retrieves() -> int:
+        calls = metrics.since_start().stripe
+        return sum(n for (operation, _), n in calls.items() if operation == "payment_intents.retrieve")
+
+    before = retrieves()
+    assert _code(await shop.qr("order-q11")) == "CONFLICT"
+    assert retrieves() == before + 1  # the first question about an unfinished payment goes to Stripe
+    before += 1
+    paths = ",".join(["stripe.getPaymentQrCode"] * 40)
+    inputs = msgspec.json.encode({str(i): {"orderId": "order-q11"} for i in range(40)}).decode()
+    async with shop.http.get(
+        f"{shop.gateway.trpc_url}/{paths}", params={"batch": "1", "input": inputs}, headers=ALICE
+    ) as response:
+        answers = await response.json()
+    assert {answer["error"]["data"]["code"] for answer in answers} == {"CONFLICT"}
+    assert retrieves() - before <= 1
