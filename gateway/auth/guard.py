@@ -12,7 +12,7 @@ from typing import Final
 
 from loguru import logger
 
-from gateway.auth.access import ADMIN_ROLE, STAFF_ROLE, Access
+from gateway.auth.access import ADMIN_ROLE, PUBLIC, STAFF_ROLE, Access
 from gateway.auth.rate_limit import RateLimiter, retry_after_header
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
@@ -32,6 +32,7 @@ class RateLimits:
     def __init__(self, settings: Settings) -> None:
         self.per_user = RateLimiter(settings.gateway_rate_limit_user)
         self.per_client = RateLimiter(settings.gateway_rate_limit_client)
+        self.enabled = settings.gateway_rate_limit_user > 0 or settings.gateway_rate_limit_client > 0
 
     def check(self, ctx: CallContext) -> None:
         if ctx.caller is not None and ctx.caller.roles & _TRUSTED_ROLES:
@@ -94,6 +95,9 @@ def check_access(access: Access, path: str, ctx: CallContext) -> None:
 
 def admit(proc: Procedure, ctx: CallContext) -> None:
     """Everything checked before `proc` reads its input; raises the error to answer instead."""
-    check_access(proc.access, proc.path, ctx)
+    if proc.access is not PUBLIC:
+        check_access(proc.access, proc.path, ctx)
     if proc.kind == "mutation" and RATE_LIMITS in ctx.services:
-        ctx.services[RATE_LIMITS].check(ctx)
+        limits = ctx.services[RATE_LIMITS]
+        if limits.enabled:
+            limits.check(ctx)

@@ -205,7 +205,12 @@ def request_observer(
             if preflight is not None:
                 request[RESPONSE_HEADERS] = headers.plain(https)  # the preflight carries its own CORS headers
                 response = preflight
-            elif task is not None and not await body_arrived(request, body_timeout, max_body):
+            elif (
+                task is not None
+                and request.method == "POST"
+                and not request.content.is_eof()  # nearly every body came with its head: no coroutine then
+                and not await body_arrived(request, body_timeout, max_body)
+            ):
                 response = web.Response(status=408, body=timeout_body, content_type="application/json")
                 response.force_close()  # the rest of the body may still be on its way: no next request after it
             elif task is not None and not in_flight.admit(task):
