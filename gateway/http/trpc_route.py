@@ -7,12 +7,10 @@ from typing import Final
 from aiohttp import HttpVersion11, web
 from loguru import logger
 
-from gateway.auth.tokens import BearerAuth
-from gateway.context import CLIENT_SECRET_HEADER, CallContext
 from gateway.errors import ErrorCode, TRPCError
-from gateway.http.client_address import client_address
+from gateway.http.call_context import CallContextFactory
 from gateway.http.limits import read_body
-from gateway.http.observe import REQUEST_ID, REQUEST_ID_HEADER
+from gateway.http.observe import REQUEST_ID_HEADER
 from gateway.services import Services
 from gateway.trpc.resolver import TrpcRequest, TrpcResolver
 
@@ -26,11 +24,9 @@ class TrpcRoute:
 
     def __init__(self, resolver: TrpcResolver, services: Services) -> None:
         self._resolver = resolver
-        self._settings = resolver.settings
-        self._services = services
         self._body_limit = resolver.settings.gateway_max_body_bytes
         self._body_timeout = resolver.settings.gateway_body_timeout
-        self._auth = BearerAuth(resolver.settings)
+        self._context = CallContextFactory(resolver.settings, services)
 
     async def _read_body(self, request: web.Request) -> tuple[bytes | None, TRPCError | None]:
         length = request.content_length
@@ -59,16 +55,7 @@ class TrpcRoute:
         if tail and tail[0] != "/":
             raise web.HTTPNotFound()
         body, body_error = (None, None) if request.method == "GET" else await self._read_body(request)
-        caller, token_problem = self._auth.caller_or_none(request.headers.get("authorization"))
-        ctx = CallContext(
-            request_id=request[REQUEST_ID],
-            settings=self._settings,
-            services=self._services,
-            caller=caller,
-            token_problem=token_problem,
-            client=client_address(request),
-            client_secret=request.headers.get(CLIENT_SECRET_HEADER),
-        )
+        ctx = self._context(request)
         result = await self._resolver.resolve(
             TrpcRequest(request.method, tail, request.query, request.headers, body, body_error), ctx
         )

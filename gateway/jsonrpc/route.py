@@ -19,12 +19,10 @@ from typing import Final
 from aiohttp import web
 
 from gateway import codec
-from gateway.auth.tokens import BearerAuth
-from gateway.context import CLIENT_SECRET_HEADER, CallContext
 from gateway.errors import ErrorCode
-from gateway.http.client_address import client_address
+from gateway.http.call_context import CallContextFactory
 from gateway.http.limits import read_body
-from gateway.http.observe import REQUEST_ID, payment_request_started
+from gateway.http.observe import payment_request_started
 from gateway.jsonrpc.dispatch import Dispatcher
 from gateway.metrics.recorder import PAYMENT_PROCEDURE_PREFIX, Metrics
 from gateway.registry import Registry
@@ -61,11 +59,9 @@ class RpcRoute:
 
     def __init__(self, registry: Registry, settings: Settings, metrics: Metrics, services: Services) -> None:
         self.dispatcher = Dispatcher(registry, settings, metrics)
-        self._settings = settings
-        self._services = services
         self._body_limit = settings.gateway_max_body_bytes
         self._body_timeout = settings.gateway_body_timeout
-        self._auth = BearerAuth(settings)
+        self._context = CallContextFactory(settings, services)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
@@ -100,16 +96,7 @@ class RpcRoute:
         parsed = self.dispatcher.parse(body)
         if any(method.startswith(PAYMENT_PROCEDURE_PREFIX) for method in parsed.methods):
             payment_request_started(request)
-        caller, token_problem = self._auth.caller_or_none(request.headers.get("authorization"))
-        ctx = CallContext(
-            request_id=request[REQUEST_ID],
-            settings=self._settings,
-            services=self._services,
-            caller=caller,
-            token_problem=token_problem,
-            client=client_address(request),
-            client_secret=request.headers.get(CLIENT_SECRET_HEADER),
-        )
+        ctx = self._context(request)
         answer = await self.dispatcher.answer(parsed, ctx)
         if answer is None:
             return web.Response(status=204)
