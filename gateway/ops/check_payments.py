@@ -629,6 +629,23 @@ def _check_api_base(config: _Config) -> Check | None:
     return _check("stripe_api_base", "STRIPE_API_BASE", Status.PASS, f"Stripe calls go to {base}")
 
 
+def _check_handler_timeout(config: _Config) -> Check | None:
+    """A request cut off (GATEWAY_HANDLER_TIMEOUT) before one Stripe call may give up (STRIPE_TIMEOUT for each
+    try) is answered 408 while Stripe is merely slow: safe to retry, but such a call would never succeed."""
+    settings = config.settings
+    budget = settings.stripe_timeout * (settings.stripe_max_network_retries + 1)
+    if settings.gateway_handler_timeout > budget:
+        return None
+    return _check(
+        "handler_timeout",
+        "GATEWAY_HANDLER_TIMEOUT",
+        Status.WARN,
+        f"{settings.gateway_handler_timeout:g} s, not more than one Stripe call may take"
+        f" ({settings.stripe_timeout:g} s x {settings.stripe_max_network_retries + 1} tries = {budget:g} s)",
+        "raise GATEWAY_HANDLER_TIMEOUT above STRIPE_TIMEOUT x (STRIPE_MAX_NETWORK_RETRIES + 1), or lower those",
+    )
+
+
 @dataclass
 class _Results:
     checks: list[Check]
@@ -662,6 +679,7 @@ def _configuration_checks(config: _Config, results: _Results, today: datetime.da
     results.add(_check_app_secret(config, "JWT_SECRET", "the app's bearer tokens"))
     results.add(_check_qr_secret(config))
     results.add(_check_distinct_secrets(config))
+    results.add(_check_handler_timeout(config))
 
 
 # -- Stripe checks ------------------------------------------------------------------------------------------------

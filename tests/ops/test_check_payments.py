@@ -998,3 +998,22 @@ def test_the_stripe_checks_need_a_public_url(stripe: StripeEmulator, check: Runn
         "webhook_endpoint": "needs a usable GATEWAY_PUBLIC_URL",
         "apple_pay_domain": "needs a usable GATEWAY_PUBLIC_URL",
     }
+
+
+# -- GATEWAY_HANDLER_TIMEOUT --------------------------------------------------------------------------------------
+
+
+def test_a_handler_timeout_shorter_than_one_stripe_call_is_a_warning(check: Runner) -> None:
+    short = {
+        **GOOD_TEST,
+        "GATEWAY_HANDLER_TIMEOUT": "30",
+        "STRIPE_TIMEOUT": "20",
+        "STRIPE_MAX_NETWORK_RETRIES": "2",
+    }
+    outcome = check(short, "--offline", "--json")
+    assert outcome.code == 0  # a warning, not a failure
+    warning = outcome.check("handler_timeout")
+    assert warning["status"] == "warn"
+    assert warning["message"] == "30 s, not more than one Stripe call may take (20 s x 3 tries = 60 s)"
+    # The defaults (90 s against 20 s x 3) say nothing.
+    assert "handler_timeout" not in check(GOOD_TEST, "--offline", "--json").statuses()
