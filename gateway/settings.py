@@ -87,7 +87,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = ""
     database_url: Annotated[
         str,
-        _doc("Where orders, refunds and events are kept: `sqlite:///relative/path` or `sqlite:////abs/path`"),
+        _doc(
+            "Where orders, refunds and events are kept: `sqlite:///relative/path`, `sqlite:////abs/path` or"
+            " `postgresql://user:password@host:5432/database` (shared by several gateway processes)"
+        ),
     ] = "sqlite:///data/gateway.sqlite3"
     gateway_jwt_issuer: Annotated[str, _doc("Required `iss` of bearer tokens; empty: not checked")] = ""
     gateway_jwt_audience: Annotated[str, _doc("Required `aud` of bearer tokens; empty: not checked")] = ""

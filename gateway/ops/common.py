@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 from gateway.settings import ConfigurationError, Settings
-from gateway.store import Store, StoreError, open_store, sqlite_path
+from gateway.store import Store, StoreError, is_postgres_url, open_store, sqlite_path
 
 __all__ = ["existing_store", "operator_name"]
 
@@ -27,13 +27,14 @@ def operator_name() -> str:
 @contextlib.asynccontextmanager
 async def existing_store(settings: Settings) -> AsyncIterator[Store]:
     """The store at DATABASE_URL, which must exist: a mistyped path or the wrong directory is an error, not a
-    new empty database."""
-    try:
-        path = sqlite_path(settings.database_url)
-    except ValueError as error:
-        raise ConfigurationError(f"DATABASE_URL: {error}") from None
-    if not path.is_file():
-        raise StoreError(f"no database at {path} (DATABASE_URL={settings.database_url})")
+    new empty database. (A PostgreSQL database must exist to be connected to at all.)"""
+    if not is_postgres_url(settings.database_url):
+        try:
+            path = sqlite_path(settings.database_url)
+        except ValueError as error:
+            raise ConfigurationError(f"DATABASE_URL: {error}") from None
+        if not path.is_file():
+            raise StoreError(f"no database at {path} (DATABASE_URL={settings.database_url})")
     store = await open_store(settings.database_url)
     try:
         yield store

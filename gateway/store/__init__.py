@@ -1,7 +1,7 @@
 """Where orders, payments, refunds and the audit trail are kept: the `Store` interface and `open_store`.
 
-`open_store` picks the backend from the database URL (settings' `database_url`); the rest of the gateway only
-ever sees `Store`.
+`open_store` picks the backend from the database URL (settings' `database_url`): `sqlite:///path` (the default)
+or `postgresql://…` (`postgres://…`); the rest of the gateway only ever sees `Store`.
 """
 
 from __future__ import annotations
@@ -59,23 +59,35 @@ __all__ = [
     "StoreUnavailable",
     "WebhookEvent",
     "WebhookEventStatus",
+    "is_postgres_url",
     "open_store",
     "sqlite_path",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"
+_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
+
+
+def is_postgres_url(database_url: str) -> bool:
+    """Whether `database_url` names a PostgreSQL database (`postgresql://…` or `postgres://…`)."""
+    scheme, separator, _ = database_url.partition("://")
+    return bool(separator) and scheme in _POSTGRES_SCHEMES
 
 
 def sqlite_path(database_url: str) -> Path:
     """The file of a `sqlite:///relative/path` or `sqlite:////absolute/path` URL.
 
-    Raises ValueError, naming the scheme, for any other URL (PostgreSQL is not supported yet).
+    Raises ValueError, naming the scheme, for any other URL (a PostgreSQL one included: it names no file).
     """
     scheme, separator, _ = database_url.partition("://")
     if not separator:
-        raise ValueError(f"not a database URL (expected sqlite:///path): {database_url!r}")
+        raise ValueError(f"not a database URL (expected sqlite:///path or postgresql://…): {database_url!r}")
     if scheme != "sqlite":
-        raise ValueError(f"unsupported database scheme {scheme!r}: only sqlite:///path is supported for now")
+        raise ValueError(
+            f"unsupported database scheme {scheme!r}: expected sqlite:///path or postgresql://…"
+            if scheme not in _POSTGRES_SCHEMES
+            else f"a {scheme} URL names no SQLite file: {database_url!r}"
+        )
     if not database_url.startswith(_SQLITE_PREFIX) or database_url == _SQLITE_PREFIX:
         raise ValueError(
             f"a SQLite URL names a file: sqlite:///relative/path or sqlite:////absolute/path, not {database_url!r}"
@@ -84,13 +96,18 @@ def sqlite_path(database_url: str) -> Path:
 
 
 async def open_store(database_url: str) -> Store:
-    """Open the store at `database_url`, creating the SQLite file's directory if needed and migrating the schema.
+    """Open the store at `database_url` and migrate its schema: a PostgreSQL database (which must exist), or a
+    SQLite file (created, and its directory, if needed).
 
     The caller closes it (`await store.close()`).
     """
+    # Imported here so that choosing a backend loads only that backend's driver.
+    if is_postgres_url(database_url):
+        from gateway.store.postgres import PostgresStore
+
+        return await PostgresStore.open(database_url)
     path = sqlite_path(database_url)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-    # Imported here so that choosing a backend loads only that backend's driver.
     from gateway.store.sqlite import SqliteStore
 
     return await SqliteStore.open(path)

@@ -4,9 +4,13 @@ Each migration runs in its own transaction together with the row that records it
 crash leaves the schema either before or after a migration, never half-way. Two processes starting together are
 fine: the version is read again inside the write transaction, and the second one finds the work done.
 
-The SQL is kept to what PostgreSQL also accepts, so its backend can reuse the same shape. Where it must differ
-(marked `PG:` below): the audit id (`INTEGER PRIMARY KEY` is SQLite's rowid alias; PostgreSQL will use
-`BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY`) and the byte columns (`BLOB` here, `BYTEA` there).
+The SQL is kept to what PostgreSQL also accepts, so both backends run the same statements. Where they must differ
+(marked `PG:` below) a migration carries PostgreSQL's own statements, derived from SQLite's by a few exact, checked
+substitutions (`_for_postgres`): the audit id (`INTEGER PRIMARY KEY` is SQLite's rowid alias; PostgreSQL uses
+`BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY`) and the byte columns (`BLOB` in SQLite, `BYTEA` in PostgreSQL).
+SQLite's statements are the ones recorded by released databases, so they stay byte for byte as they were.
+
+This module applies them to SQLite; `gateway.store.postgres_migrations` applies them to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,20 +18,55 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 import aiosqlite
 
 from gateway.store.base import StoreError
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "apply_migrations", "schema_version"]
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "SCHEMA_MIGRATIONS_TABLE",
+    "Dialect",
+    "Migration",
+    "apply_migrations",
+    "check_versions",
+    "newer_schema_error",
+    "schema_version",
+]
+
+Dialect = Literal["sqlite", "postgres"]
 
 
 class Migration(NamedTuple):
     version: int
     name: str
     statements: tuple[str, ...]
-    """Run one by one (not as a script: a script would commit on its own, outside our transaction)."""
+    """Run one by one (not as a script: a script would commit on its own, outside our transaction). SQLite's, and
+    PostgreSQL's too unless `postgres` is given."""
+    postgres: tuple[str, ...] | None = None
+    """PostgreSQL's statements where its dialect differs (None: the same as `statements`)."""
+
+    def statements_for(self, dialect: Dialect) -> tuple[str, ...]:
+        """The statements this migration runs on `dialect`."""
+        if dialect == "postgres" and self.postgres is not None:
+            return self.postgres
+        return self.statements
+
+
+def _for_postgres(statements: tuple[str, ...], substitutions: dict[str, str]) -> tuple[str, ...]:
+    """PostgreSQL's version of SQLite statements: each substitution (exact text) must apply, so a typo here fails
+    at import, not as a silently different schema."""
+    result = list(statements)
+    for old, new in substitutions.items():
+        hits = [index for index, statement in enumerate(result) if old in statement]
+        if len(hits) != 1 or result[hits[0]].count(old) != 1:
+            raise AssertionError(
+                f"the substitution {old!r} must match exactly once, not in {len(hits)} statements"
+            )
+        result[hits[0]] = result[hits[0]].replace(old, new)
+    return tuple(result)
 
 
 _INITIAL_SCHEMA: Final = (
@@ -227,8 +266,25 @@ _SECURITY: Final = (
 )
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(1, "initial schema", _INITIAL_SCHEMA),
-    Migration(2, "refund requests, webhook event orders", _REFUND_REQUESTS),
+    Migration(
+        1,
+        "initial schema",
+        _INITIAL_SCHEMA,
+        _for_postgres(
+            _INITIAL_SCHEMA,
+            {
+                "payload BLOB": "payload BYTEA",
+                "response BLOB": "response BYTEA",
+                "id INTEGER PRIMARY KEY,": "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,",
+            },
+        ),
+    ),
+    Migration(
+        2,
+        "refund requests, webhook event orders",
+        _REFUND_REQUESTS,
+        _for_postgres(_REFUND_REQUESTS, {"result BLOB": "result BYTEA"}),
+    ),
     Migration(3, "maintenance switch", _MAINTENANCE),
     Migration(4, "guest client secrets, QR code redemptions", _SECURITY),
 )
@@ -236,13 +292,30 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 
-_CREATE_TABLE: Final = """
+SCHEMA_MIGRATIONS_TABLE: Final = """
     CREATE TABLE IF NOT EXISTS schema_migrations (
         version INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
         applied_at TEXT NOT NULL
     )
 """
+
+
+def check_versions(migrations: Sequence[Migration]) -> int:
+    """The last version of `migrations`; ValueError unless they are unique, increasing and start at 1 or more."""
+    versions = [migration.version for migration in migrations]
+    if not versions or versions != sorted(set(versions)) or versions[0] < 1:
+        raise ValueError(f"migration versions must be unique, increasing and start at 1 or more: {versions}")
+    return versions[-1]
+
+
+def newer_schema_error(current: int, latest: int) -> StoreError:
+    """Why a gateway refuses a database migrated by a newer one: it would write through a schema it does not
+    understand."""
+    return StoreError(
+        f"the database schema is at version {current}, newer than this gateway knows ({latest}): "
+        "run a gateway at least as recent as the one that migrated it"
+    )
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:
@@ -260,26 +333,20 @@ async def apply_migrations(
     StoreError if the database is at a version newer than the last known one, so an old binary never writes
     through a schema it does not understand. sqlite3 errors are left to the caller to translate.
     """
-    versions = [migration.version for migration in migrations]
-    if not versions or versions != sorted(set(versions)) or versions[0] < 1:
-        raise ValueError(f"migration versions must be unique, increasing and start at 1 or more: {versions}")
-    latest = versions[-1]
+    latest = check_versions(migrations)
     applied: list[int] = []
-    await _in_transaction(conn, [_CREATE_TABLE])
+    await _in_transaction(conn, [SCHEMA_MIGRATIONS_TABLE])
     for migration in migrations:
         try:
             await conn.execute("BEGIN IMMEDIATE")
             # Read inside the write transaction: another process may have applied it since we last looked.
             current = await schema_version(conn)
             if current > latest:
-                raise StoreError(
-                    f"the database schema is at version {current}, newer than this gateway knows ({latest}): "
-                    "run a gateway at least as recent as the one that migrated it"
-                )
+                raise newer_schema_error(current, latest)
             if migration.version <= current:
                 await conn.execute("ROLLBACK")
                 continue
-            for statement in migration.statements:
+            for statement in migration.statements_for("sqlite"):
                 await conn.execute(statement)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

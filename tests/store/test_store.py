@@ -1,16 +1,15 @@
-"""The store's contract (base.Store), run against real SQLite files.
+"""The store's contract (base.Store), run against every backend: real SQLite files and real PostgreSQL databases.
 
-Everything above the "SQLite only" section goes through the `store` fixture and the Protocol alone, so it can be
-parametrised over the PostgreSQL backend later; the tests below it check SQLite's pragmas, migrations and URLs.
+Everything here goes through the `store` / `open_instance` fixtures and the Protocol alone, so each test runs once
+per backend (tests/store/conftest.py). Backend-specific checks live in test_sqlite_only.py and
+test_postgres_only.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import Path
 
-import aiosqlite
 import msgspec
 import pytest
 
@@ -36,11 +35,7 @@ from gateway.store import (
     StoreUnavailable,
     WebhookEvent,
     WebhookEventStatus,
-    open_store,
-    sqlite_path,
 )
-from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
-from gateway.store.sqlite import SqliteStore
 from tests.store.conftest import FakeClock, StoreOpener
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -734,134 +729,6 @@ async def test_cancelled_calls_leave_whole_records_or_nothing(store: Store) -> N
         assert len(lines) == (0 if stored is None else 1)
     _, created = await store.create_order(new_order("ord_last"), audit("order.created", "ord_last"))
     assert created
-
-
-# -- SQLite only: pragmas, migrations, URLs --------------------------------------------------------------------
-
-
-async def test_sqlite_pragmas(database: Path) -> None:
-    store = await SqliteStore.open(database)
-    try:
-        connection = store._connection
-        assert connection is not None
-        pragmas = {}
-        for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
-            [(value,)] = list(await connection.execute_fetchall(f"PRAGMA {name}"))
-            pragmas[name] = value
-        assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": 1}
-    finally:
-        await store.close()
-
-
-async def _migration_rows(database: Path) -> list[tuple[int, str, str]]:
-    async with aiosqlite.connect(database) as connection:
-        rows = await connection.execute_fetchall("SELECT version, name, applied_at FROM schema_migrations")
-        return [(int(version), str(name), str(at)) for version, name, at in rows]
-
-
-async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: Path) -> None:
-    assert LATEST_VERSION == MIGRATIONS[-1].version == 4
-    await (await SqliteStore.open(database)).close()
-    rows = await _migration_rows(database)
-    assert [(version, name) for version, name, _ in rows] == [
-        (1, "initial schema"),
-        (2, "refund requests, webhook event orders"),
-        (3, "maintenance switch"),
-        (4, "guest client secrets, QR code redemptions"),
-    ]
-    assert all(ISO.match(applied_at) for _, _, applied_at in rows)
-
-    await (await SqliteStore.open(database)).close()  # reopening is a no-op
-    assert await _migration_rows(database) == rows
-    async with aiosqlite.connect(database, isolation_level=None) as connection:
-        assert await apply_migrations(connection, lambda: "x") == []
-        await connection.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (5, 'from the future', 'x')"
-        )
-
-    with pytest.raises(StoreError, match="version 5"):
-        await SqliteStore.open(database)
-
-
-async def test_sqlite_two_processes_migrate_a_fresh_file_together(database: Path) -> None:
-    stores = await asyncio.gather(SqliteStore.open(database), SqliteStore.open(database))
-    for store in stores:
-        await store.close()
-    assert [row[:2] for row in await _migration_rows(database)] == [
-        (migration.version, migration.name) for migration in MIGRATIONS
-    ]
-
-
-async def test_sqlite_migration_2_keeps_the_refunds_recorded_before_it(database: Path) -> None:
-    async with aiosqlite.connect(database, isolation_level=None) as connection:
-        assert await apply_migrations(connection, lambda: "2024-01-15T10:30:00.000Z", MIGRATIONS[:1]) == [1]
-        await connection.execute(
-            "INSERT INTO orders VALUES ('ord_1', 1500, 'eur', 'succeeded', 'pi_1', NULL, 1500, 500, 1, 'n', NULL,"
-            " NULL, 3, 'x', 'x')"
-        )
-        await connection.execute(
-            "INSERT INTO refunds VALUES ('re_1', 'ord_1', 'pi_1', 500, 'eur', 'succeeded', NULL, 'operator:a',"
-            " 'key_1', '2024-01-15T10:30:00.000Z')"
-        )
-    store = await SqliteStore.open(database)
-    try:
-        assert await store.list_refunds("ord_1") == [
-            Refund(
-                id="re_1",
-                order_id="ord_1",
-                payment_intent_id="pi_1",
-                amount=500,
-                currency="eur",
-                status="succeeded",
-                reason=None,
-                requested_by="operator:a",
-                refund_request_id=None,
-                created_at="2024-01-15T10:30:00.000Z",
-            )
-        ]
-    finally:
-        await store.close()
-
-
-async def test_open_store_relative_url_creates_the_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    store = await open_store("sqlite:///data/nested/gateway.sqlite3")
-    try:
-        order, created = await store.create_order(new_order(), audit("order.created"))
-        assert created
-        assert ISO.match(order.created_at)  # the real clock writes the same format
-        [entry] = await store.list_audit()
-        assert ISO.match(entry.at)
-    finally:
-        await store.close()
-    assert (tmp_path / "data" / "nested" / "gateway.sqlite3").is_file()
-
-
-async def test_open_store_absolute_url(tmp_path: Path) -> None:
-    path = tmp_path / "abs" / "gateway.sqlite3"
-    url = f"sqlite:///{path}"
-    assert url.startswith("sqlite:////")
-    assert sqlite_path(url) == path
-    store = await open_store(url)
-    await store.ping()
-    await store.close()
-    assert path.is_file()
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("postgresql://user@localhost/gateway", "postgresql"),
-        ("sqlite://:memory:", "sqlite:///"),
-        ("sqlite:///", "sqlite:///"),
-        ("gateway.sqlite3", "not a database URL"),
-    ],
-)
-async def test_open_store_refuses_other_urls(url: str, message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        await open_store(url)
 
 
 # -- security: guest client secrets, QR code redemptions ---------------------------------------------------------

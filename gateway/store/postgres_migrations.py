@@ -1,0 +1,77 @@
+"""The store's migrations (`gateway.store.migrations`) applied to PostgreSQL.
+
+As on SQLite, each migration runs in its own transaction together with the row that records it, and a database
+migrated by a newer gateway is refused. PostgreSQL's DDL is transactional, so a failed migration leaves nothing
+behind. Several processes starting together on a fresh database take turns: every transaction here first takes
+one transaction-scoped advisory lock (`pg_advisory_xact_lock`), then reads the version again, so the later ones
+find the work done (a concurrent `CREATE TABLE IF NOT EXISTS` alone is not safe in PostgreSQL: two of them may
+both try to create the table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Final, TypeAlias
+
+import asyncpg
+import asyncpg.pool
+
+from gateway.store.migrations import (
+    MIGRATIONS,
+    SCHEMA_MIGRATIONS_TABLE,
+    Migration,
+    check_versions,
+    newer_schema_error,
+)
+
+__all__ = ["MIGRATION_LOCK_KEY", "PgConnection", "apply_postgres_migrations", "postgres_schema_version"]
+
+PgConnection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+"""A connection of its own, or one lent by a pool."""
+
+MIGRATION_LOCK_KEY: Final = (
+    0x7472_7063_5354_4F52  # "trpcSTOR": one fixed key, the same in every gateway process
+)
+"""The advisory lock that serialises migrations on one database (a bigint; any fixed value will do)."""
+
+
+async def postgres_schema_version(conn: PgConnection) -> int:
+    """The highest migration recorded (0 for a fresh database with the table)."""
+    version = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+    return int(version)
+
+
+async def apply_postgres_migrations(
+    conn: PgConnection, now: Callable[[], str], migrations: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
+    """Bring the schema up to the last of `migrations`; returns the versions this call applied.
+
+    Raises StoreError if the database is at a version newer than the last known one. asyncpg errors are left to
+    the caller to translate.
+    """
+    latest = check_versions(migrations)
+    applied: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        await conn.execute(SCHEMA_MIGRATIONS_TABLE)
+    for migration in migrations:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+            # Read under the lock: another process may have applied it since we last looked.
+            current = await postgres_schema_version(conn)
+            if current > latest:
+                raise newer_schema_error(current, latest)
+            if migration.version <= current:
+                continue
+            for statement in migration.statements_for("postgres"):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                now(),
+            )
+        applied.append(migration.version)
+    return applied

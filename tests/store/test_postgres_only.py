@@ -1,0 +1,154 @@
+"""PostgreSQL only: migrations on a shared database, `postgresql://` URLs, an unreachable server, and races
+between several processes (pools) that SQLite's single writer never exercises."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import asyncpg
+import pytest
+
+from gateway.store import (
+    OrderEffect,
+    OrderUpdate,
+    PaymentStatus,
+    StoreError,
+    StoreUnavailable,
+    open_store,
+)
+from gateway.store.migrations import MIGRATIONS, Migration
+from gateway.store.postgres import PostgresStore
+from gateway.store.postgres_migrations import apply_postgres_migrations
+from tests.store.conftest import FakeClock, postgres_schema
+from tests.store.test_store import ISO, audit, new_order, webhook_event
+
+
+async def _migration_rows(url: str) -> list[tuple[int, str, str]]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+        )
+        return [(int(version), str(name), str(at)) for version, name, at in rows]
+    finally:
+        await connection.close()
+
+
+async def test_postgres_migrations_apply_once_and_refuse_a_newer_schema() -> None:
+    async with postgres_schema() as url:
+        await (await PostgresStore.open(url)).close()
+        rows = await _migration_rows(url)
+        assert [row[:2] for row in rows] == [(m.version, m.name) for m in MIGRATIONS]
+        assert all(ISO.match(applied_at) for _, _, applied_at in rows)
+
+        await (await PostgresStore.open(url)).close()  # reopening is a no-op
+        assert await _migration_rows(url) == rows
+        connection = await asyncpg.connect(url)
+        try:
+            assert await apply_postgres_migrations(connection, lambda: "x") == []
+            await connection.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (5, 'from the future', 'x')"
+            )
+        finally:
+            await connection.close()
+        with pytest.raises(StoreError, match="version 5"):
+            await PostgresStore.open(url)
+
+
+async def test_postgres_processes_migrating_a_fresh_database_together() -> None:
+    async with postgres_schema() as url:
+        stores = await asyncio.gather(*(PostgresStore.open(url) for _ in range(4)))
+        for store in stores:
+            await store.close()
+        assert [row[:2] for row in await _migration_rows(url)] == [(m.version, m.name) for m in MIGRATIONS]
+
+
+async def test_a_failing_postgres_migration_leaves_nothing_behind() -> None:
+    broken = (
+        *MIGRATIONS,
+        Migration(99, "broken", ("CREATE TABLE half_done (id INTEGER)", "SELECT nonsense")),
+    )
+    async with postgres_schema() as url:
+        connection = await asyncpg.connect(url)
+        try:
+            with pytest.raises(asyncpg.PostgresError):
+                await apply_postgres_migrations(connection, lambda: "x", broken)
+            assert await connection.fetchval("SELECT to_regclass('half_done')") is None
+            assert (
+                await connection.fetchval("SELECT MAX(version) FROM schema_migrations")
+                == MIGRATIONS[-1].version
+            )
+        finally:
+            await connection.close()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+async def test_open_store_opens_postgresql_urls(scheme: str) -> None:
+    async with postgres_schema() as url:
+        store = await open_store(re.sub(r"^postgresql", scheme, url))
+        try:
+            assert isinstance(store, PostgresStore)
+            order, created = await store.create_order(new_order(), audit("order.created"))
+            assert created
+            assert ISO.match(order.created_at)  # the real clock writes the same format as SQLite's
+        finally:
+            await store.close()
+
+
+async def test_an_unreachable_server_is_unavailable() -> None:
+    with pytest.raises(StoreUnavailable):
+        await PostgresStore.open("postgresql://postgres@127.0.0.1:1/test")
+
+
+async def test_processes_applying_one_event_apply_it_exactly_once() -> None:
+    """Deliveries of one event to several processes at once: one applies it, the others find it applied."""
+    async with postgres_schema() as url:
+        clock = FakeClock()
+        stores = [await PostgresStore.open(url, clock=clock) for _ in range(4)]
+        try:
+            await stores[0].create_order(new_order(), audit("order.created"))
+            calls = 0
+
+            def effect(order: object) -> OrderEffect:
+                nonlocal calls
+                calls += 1
+                return OrderEffect(
+                    note="paid",
+                    update=OrderUpdate(status=PaymentStatus.SUCCEEDED, amount_received=1500),
+                    audit=audit("webhook.payment_intent.succeeded"),
+                )
+
+            results = await asyncio.gather(
+                *(stores[i % 4].receive_webhook_event(webhook_event(), "ord_1", effect) for i in range(12))
+            )
+            assert calls == 1
+            assert sum(applied is not None for _, _, applied in results) == 1
+            event = await stores[1].get_webhook_event("evt_1")
+            assert event is not None
+            assert event.deliveries == 12
+            order = await stores[2].get_order("ord_1")
+            assert order is not None
+            assert (order.status, order.version) == (PaymentStatus.SUCCEEDED, 2)
+        finally:
+            for store in stores:
+                await store.close()
+
+
+async def test_processes_raising_a_refunded_total_report_each_rise_once() -> None:
+    async with postgres_schema() as url:
+        stores = [await PostgresStore.open(url) for _ in range(3)]
+        try:
+            await stores[0].create_order(new_order(), audit("order.created"))
+            amounts = [100 * (i % 7 + 1) for i in range(21)]
+            results = await asyncio.gather(
+                *(
+                    stores[i % 3].raise_amount_refunded("ord_1", amount, audit("order.refunded"))
+                    for i, amount in enumerate(amounts)
+                )
+            )
+            # However they interleave, the rises add up to the final total: none counted twice, none lost.
+            assert sum(rise for _, rise in results) == max(amounts)
+        finally:
+            for store in stores:
+                await store.close()
