@@ -16,17 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import enum
 import functools
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar, cast
+from typing import Final, TypeVar, cast
 
 import aiosqlite
 import msgspec
 
 from gateway.codec import js_iso
+from gateway.store import rows as row_codec
 from gateway.store.base import (
     OrderNotFound,
     RefundInProgress,
@@ -36,7 +36,6 @@ from gateway.store.base import (
 )
 from gateway.store.migrations import apply_migrations
 from gateway.store.models import (
-    MAINTENANCE_OFF,
     AuditEntry,
     Customer,
     Maintenance,
@@ -93,19 +92,14 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _columns(struct: type[msgspec.Struct]) -> tuple[str, ...]:
-    """The columns of a table that mirrors `struct` field by field."""
-    return struct.__struct_fields__
-
-
-_ORDER_COLUMNS: Final = _columns(Order)
-_INTENT_COLUMNS: Final = _columns(PaymentIntentRecord)
-_REFUND_COLUMNS: Final = _columns(Refund)
-_REFUND_REQUEST_COLUMNS: Final = _columns(RefundRequest)
-_EVENT_COLUMNS: Final = _columns(WebhookEvent)
-_CUSTOMER_COLUMNS: Final = _columns(Customer)
-_QR_COLUMNS: Final = _columns(QrRedemption)
-_AUDIT_COLUMNS: Final = ("id", "at", "actor", "request_id", "order_id", "action", "details")
+_ORDER_COLUMNS: Final = row_codec.columns(Order)
+_INTENT_COLUMNS: Final = row_codec.columns(PaymentIntentRecord)
+_REFUND_COLUMNS: Final = row_codec.columns(Refund)
+_REFUND_REQUEST_COLUMNS: Final = row_codec.columns(RefundRequest)
+_EVENT_COLUMNS: Final = row_codec.columns(WebhookEvent)
+_CUSTOMER_COLUMNS: Final = row_codec.columns(Customer)
+_QR_COLUMNS: Final = row_codec.columns(QrRedemption)
+_AUDIT_COLUMNS: Final = row_codec.AUDIT_COLUMNS
 
 
 def _select(table: str, columns: Sequence[str], rest: str) -> str:
@@ -173,8 +167,6 @@ _SELECT_AUDIT_OF_ORDER: Final = _select(
 
 _SELECT_MAINTENANCE: Final = "SELECT enabled, message, changed_at, changed_by FROM maintenance WHERE id = 1"
 
-_details_decoder: Final = msgspec.json.Decoder(dict[str, object])
-
 
 class SqliteStore:
     """`Store` on one SQLite file. Share one instance between tasks; open it with `SqliteStore.open`."""
@@ -237,8 +229,8 @@ class SqliteStore:
             created_at=now,
             updated_at=now,
         )
-        order_row = _row(order, _ORDER_COLUMNS)
-        audit_row = _audit_row(audit, now)
+        order_row = row_codec.row(order, _ORDER_COLUMNS)
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[Order, bool]:
             created = _execute(db, _INSERT_ORDER, order_row) == 1
@@ -263,7 +255,7 @@ class SqliteStore:
                 return _fetch_order(db, str(rows[0][0]))
             # The current intent is normally in the history too; this covers an update that set only the pointer.
             rows = _fetch(db, _SELECT_ORDER_BY_INTENT, (payment_intent_id,))
-            return _decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
+            return row_codec.decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
 
         return await self._in_transaction(work, write=False)
 
@@ -281,7 +273,7 @@ class SqliteStore:
         sql, params = _update_order_sql(update, now, order_id)
         sql += " AND version = ?"
         params.append(expected_version)
-        audit_row = _audit_row(audit, now)
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> Order:
             if _execute(db, sql, params) == 0:
@@ -300,7 +292,7 @@ class SqliteStore:
         self, order_id: str, amount_refunded: int, audit: AuditEntry
     ) -> tuple[Order, int]:
         now = self._now()
-        audit_row = _audit_row(audit, now)
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[Order, int]:
             before = _fetch_existing_order(db, order_id).amount_refunded
@@ -313,14 +305,16 @@ class SqliteStore:
 
     async def list_payment_intents(self, order_id: str) -> list[PaymentIntentRecord]:
         rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_INTENTS, (order_id,)), write=False)
-        return [_decode(row, _INTENT_COLUMNS, PaymentIntentRecord) for row in rows]
+        return [row_codec.decode(row, _INTENT_COLUMNS, PaymentIntentRecord) for row in rows]
 
     # -- refunds -----------------------------------------------------------------------------------------------
 
     async def add_refund(self, refund: Refund, audit: AuditEntry) -> bool:
         now = self._now()
-        row = _row(msgspec.structs.replace(refund, created_at=refund.created_at or now), _REFUND_COLUMNS)
-        audit_row = _audit_row(audit, now)
+        row = row_codec.row(
+            msgspec.structs.replace(refund, created_at=refund.created_at or now), _REFUND_COLUMNS
+        )
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> bool:
             added = _execute(db, _INSERT_REFUND, row) == 1
@@ -332,7 +326,7 @@ class SqliteStore:
 
     async def list_refunds(self, order_id: str) -> list[Refund]:
         rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_REFUNDS, (order_id,)), write=False)
-        return [_decode(row, _REFUND_COLUMNS, Refund) for row in rows]
+        return [row_codec.decode(row, _REFUND_COLUMNS, Refund) for row in rows]
 
     # -- refund requests ---------------------------------------------------------------------------------------
 
@@ -342,8 +336,10 @@ class SqliteStore:
         if request.status is not RefundRequestStatus.PENDING:
             raise ValueError(f"a refund request starts pending, not {request.status.value}")
         now = self._now()
-        row = _row(msgspec.structs.replace(request, created_at=now, updated_at=now), _REFUND_REQUEST_COLUMNS)
-        audit_row = _audit_row(audit, now)
+        row = row_codec.row(
+            msgspec.structs.replace(request, created_at=now, updated_at=now), _REFUND_REQUEST_COLUMNS
+        )
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[RefundRequest, bool]:
             if _execute(db, _INSERT_REFUND_REQUEST, row) == 1:
@@ -356,7 +352,7 @@ class SqliteStore:
                 rows = _fetch(db, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,))
             if not rows:  # the id itself collided: ids are random, so this is a bug of the caller
                 raise StoreError(f"refund request {request.id} already exists")
-            return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest), False
+            return row_codec.decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest), False
 
         return await self._in_transaction(work, write=True)
 
@@ -364,25 +360,25 @@ class SqliteStore:
         rows = await self._in_transaction(
             lambda db: _fetch(db, _SELECT_REFUND_REQUEST_BY_KEY, (caller_key,)), write=False
         )
-        return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
+        return row_codec.decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
 
     async def get_pending_refund_request(self, order_id: str) -> RefundRequest | None:
         rows = await self._in_transaction(
             lambda db: _fetch(db, _SELECT_PENDING_REFUND_REQUEST, (order_id,)), write=False
         )
-        return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
+        return row_codec.decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
 
     async def finish_refund_request(
         self, request_id: str, refund: Refund, result: bytes, amount_refunded: int, audit: AuditEntry
     ) -> tuple[Order, int]:
         now = self._now()
-        refund_row = _row(
+        refund_row = row_codec.row(
             msgspec.structs.replace(
                 refund, refund_request_id=request_id, created_at=refund.created_at or now
             ),
             _REFUND_COLUMNS,
         )
-        audit_row = _audit_row(audit, now)
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[Order, int]:
             before = _fetch_existing_order(db, refund.order_id).amount_refunded
@@ -407,7 +403,7 @@ class SqliteStore:
         if status not in (RefundRequestStatus.REFUSED, RefundRequestStatus.ABANDONED):
             raise ValueError(f"a refund request closes refused or abandoned, not {status.value}")
         now = self._now()
-        audit_row = _audit_row(audit, now)
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> RefundRequest:
             closed = _execute(
@@ -423,7 +419,7 @@ class SqliteStore:
 
     async def retry_refund_request(self, request_id: str, amount: int, audit: AuditEntry) -> RefundRequest:
         now = self._now()
-        audit_row = _audit_row(audit, now)
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> RefundRequest:
             request = _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request_id)
@@ -448,10 +444,10 @@ class SqliteStore:
 
     async def get_customer(self, email_hash: str) -> Customer | None:
         rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_CUSTOMER, (email_hash,)), write=False)
-        return _decode(rows[0], _CUSTOMER_COLUMNS, Customer) if rows else None
+        return row_codec.decode(rows[0], _CUSTOMER_COLUMNS, Customer) if rows else None
 
     async def add_customer(self, customer: Customer) -> Customer:
-        row = _row(
+        row = row_codec.row(
             msgspec.structs.replace(customer, created_at=customer.created_at or self._now()),
             _CUSTOMER_COLUMNS,
         )
@@ -461,7 +457,7 @@ class SqliteStore:
             return _fetch(db, _SELECT_CUSTOMER, (customer.email_hash,))
 
         rows = await self._in_transaction(work, write=True)
-        return _decode(rows[0], _CUSTOMER_COLUMNS, Customer)
+        return row_codec.decode(rows[0], _CUSTOMER_COLUMNS, Customer)
 
     # -- webhook events ----------------------------------------------------------------------------------------
 
@@ -472,7 +468,7 @@ class SqliteStore:
 
     async def get_webhook_event(self, event_id: str) -> WebhookEvent | None:
         rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_EVENT, (event_id,)), write=False)
-        return _decode(rows[0], _EVENT_COLUMNS, WebhookEvent) if rows else None
+        return row_codec.decode(rows[0], _EVENT_COLUMNS, WebhookEvent) if rows else None
 
     async def list_webhook_events(
         self, *, limit: int = 50, order_id: str | None = None, status: WebhookEventStatus | None = None
@@ -491,7 +487,7 @@ class SqliteStore:
             "webhook_events", _EVENT_COLUMNS, f"{condition}ORDER BY received_at DESC, id DESC LIMIT ?"
         )
         rows = await self._in_transaction(lambda db: _fetch(db, sql, [*params, limit]), write=False)
-        return [_decode(row, _EVENT_COLUMNS, WebhookEvent) for row in rows]
+        return [row_codec.decode(row, _EVENT_COLUMNS, WebhookEvent) for row in rows]
 
     async def apply_webhook_event(
         self, event_id: str, order_id: str, effect_of: Callable[[Order], OrderEffect], *, again: bool = False
@@ -533,11 +529,11 @@ class SqliteStore:
 
     async def get_maintenance(self) -> Maintenance:
         rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_MAINTENANCE, ()), write=False)
-        return _maintenance(rows)
+        return row_codec.maintenance(rows)
 
     async def set_maintenance(self, enabled: bool, message: str, audit: AuditEntry) -> Maintenance:
         now = self._now()
-        audit_row = _audit_row(audit, now)
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> Maintenance:
             _execute(
@@ -548,7 +544,7 @@ class SqliteStore:
                 (enabled, message, now, audit.actor),
             )
             _execute(db, _INSERT_AUDIT, audit_row)
-            return _maintenance(_fetch(db, _SELECT_MAINTENANCE, ()))
+            return row_codec.maintenance(_fetch(db, _SELECT_MAINTENANCE, ()))
 
         return await self._in_transaction(work, write=True)
 
@@ -557,13 +553,13 @@ class SqliteStore:
     async def redeem_qr(self, redemption: QrRedemption, audit: AuditEntry) -> tuple[QrRedemption, bool]:
         now = self._now()
         row = msgspec.structs.replace(redemption, redeemed_at=redemption.redeemed_at or now)
-        audit_row = _audit_row(audit, now)
+        audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[QrRedemption, bool]:
-            first = _execute(db, _INSERT_QR_REDEMPTION, _row(row, _QR_COLUMNS)) == 1
+            first = _execute(db, _INSERT_QR_REDEMPTION, row_codec.row(row, _QR_COLUMNS)) == 1
             if first:
                 _execute(db, _INSERT_AUDIT, audit_row)
-            return _decode(
+            return row_codec.decode(
                 _fetch(db, _SELECT_QR_REDEMPTION, (row.order_id,))[0], _QR_COLUMNS, QrRedemption
             ), first
 
@@ -578,7 +574,7 @@ class SqliteStore:
             (_SELECT_AUDIT, [limit]) if order_id is None else (_SELECT_AUDIT_OF_ORDER, [order_id, limit])
         )
         rows = await self._in_transaction(lambda db: _fetch(db, sql, params), write=False)
-        return [_audit_entry(row) for row in rows]
+        return [row_codec.audit_entry(row) for row in rows]
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
@@ -691,7 +687,7 @@ def _fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[s
 
 def _fetch_order(db: sqlite3.Connection, order_id: str) -> Order | None:
     rows = _fetch(db, _SELECT_ORDER, (order_id,))
-    return _decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
+    return row_codec.decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
 
 
 def _fetch_existing_order(db: sqlite3.Connection, order_id: str) -> Order:
@@ -705,14 +701,14 @@ def _fetch_refund_request(db: sqlite3.Connection, sql: str, key: str) -> RefundR
     rows = _fetch(db, sql, (key,))
     if not rows:
         raise StoreError(f"no refund request {key}")
-    return _decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest)
+    return row_codec.decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest)
 
 
 def _upsert_intent(db: sqlite3.Connection, intent: PaymentIntentRecord, now: str) -> None:
     row = msgspec.structs.replace(
         intent, created_at=intent.created_at or now, updated_at=intent.updated_at or now
     )
-    if _execute(db, _UPSERT_INTENT, _row(row, _INTENT_COLUMNS)) == 0:
+    if _execute(db, _UPSERT_INTENT, row_codec.row(row, _INTENT_COLUMNS)) == 0:
         raise StoreError(f"payment intent {intent.id} is already recorded for another order")
 
 
@@ -738,13 +734,13 @@ def _received_event_row(event: WebhookEvent, now: str) -> list[object]:
         deliveries=1,
         order_id=None,
     )
-    return _row(received, _EVENT_COLUMNS)
+    return row_codec.row(received, _EVENT_COLUMNS)
 
 
 def _record_event(db: sqlite3.Connection, row: Sequence[object]) -> WebhookEvent:
     """Insert a delivery, or count one more of a known event; the event as stored."""
     [stored] = _fetch(db, _RECORD_EVENT, row)
-    return _decode(stored, _EVENT_COLUMNS, WebhookEvent)
+    return row_codec.decode(stored, _EVENT_COLUMNS, WebhookEvent)
 
 
 def _apply_event(
@@ -776,7 +772,7 @@ def _apply_event(
     if effect.amount_refunded is not None:
         changed |= _raise_refunded(db, order_id, effect.amount_refunded, now)
     if changed and effect.audit is not None:
-        _execute(db, _INSERT_AUDIT, _audit_row(effect.audit, now))
+        _execute(db, _INSERT_AUDIT, row_codec.audit_row(effect.audit, now))
     if changed or not was_applied:  # a replay that changed nothing keeps what the event did first
         _execute(
             db,
@@ -788,19 +784,11 @@ def _apply_event(
     return order, effect
 
 
-def _decode(row: Sequence[object], columns: Sequence[str], struct: type[_S]) -> _S:
-    """A row back into its model, validated: a value the model does not allow (a corrupt row) is an error."""
-    try:
-        return msgspec.convert(dict(zip(columns, row, strict=True)), type=struct)
-    except msgspec.ValidationError as error:
-        raise StoreError(f"unreadable {struct.__name__} row: {error}") from error
-
-
 def _update_order_sql(update: OrderUpdate, now: str, order_id: str) -> tuple[str, list[object]]:
     """`UPDATE orders` for the fields `update` sets (plus version and updated_at), by order id."""
     changes: Mapping[str, object] = {
         field: value
-        for field in _columns(OrderUpdate)
+        for field in row_codec.columns(OrderUpdate)
         if (value := getattr(update, field)) is not msgspec.UNSET
     }
     assignments = "".join(f"{column} = ?, " for column in changes)
@@ -808,38 +796,4 @@ def _update_order_sql(update: OrderUpdate, now: str, order_id: str) -> tuple[str
         f"UPDATE orders SET {assignments}version = version + 1, updated_at = ?"  # noqa: S608 - model fields
         " WHERE order_id = ?"
     )
-    return sql, [*map(_sql_value, changes.values()), now, order_id]
-
-
-def _sql_value(value: object) -> object:
-    return value.value if isinstance(value, enum.Enum) else value
-
-
-def _row(record: msgspec.Struct, columns: Sequence[str]) -> list[object]:
-    return [_sql_value(getattr(record, column)) for column in columns]
-
-
-def _audit_row(audit: AuditEntry, now: str) -> list[object]:
-    """Encoded before the transaction starts, so an unencodable `details` fails without touching the database."""
-    details = msgspec.json.encode(audit.details).decode()
-    return [audit.at or now, audit.actor, audit.request_id, audit.order_id, audit.action, details]
-
-
-def _maintenance(rows: Sequence[Sequence[Any]]) -> Maintenance:
-    if not rows:
-        return MAINTENANCE_OFF
-    enabled, message, changed_at, changed_by = rows[0]
-    return Maintenance(enabled=bool(enabled), message=message, changed_at=changed_at, changed_by=changed_by)
-
-
-def _audit_entry(row: Sequence[Any]) -> AuditEntry:
-    entry_id, at, actor, request_id, order_id, action, details = row
-    return AuditEntry(
-        id=entry_id,
-        at=at,
-        actor=actor,
-        request_id=request_id,
-        order_id=order_id,
-        action=action,
-        details=_details_decoder.decode(details),
-    )
+    return sql, [*map(row_codec.sql_value, changes.values()), now, order_id]
