@@ -18,7 +18,7 @@ from gateway.http.app import create_app
 from gateway.http.server import serve
 from gateway.local_stripe import LocalStripe
 from gateway.logs import configure_logging
-from gateway.ops import check_payments, maintenance, refunds, schema, smoke, token
+from gateway.ops import check_payments, db, maintenance, refunds, schema, smoke, token
 from gateway.settings import SETTING_DOCS, ConfigurationError, Settings, load_settings
 from gateway.store import StoreError, WebhookEventStatus
 from gateway.stripe_api import StripeCallError
@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     pay.add_argument("--fail-3ds", action="store_true", help="with --card 3ds: fail the authentication")
     pay.set_defaults(run=_dev_pay)
     _add_webhook_commands(commands)
-    for operations in (check_payments, smoke, refunds, maintenance, schema, token):
+    for operations in (check_payments, smoke, refunds, maintenance, schema, token, db):
         operations.add_command(commands)
     return parser
 
