@@ -71,18 +71,26 @@ async def test_a_sqlite_backup_taken_while_another_connection_writes_is_consiste
             await store.create_order(new_order(f"ord_{number}"), audit(f"ord_{number}"))
         stop = asyncio.Event()
         written: list[str] = []
+        progress = asyncio.Event()
 
         async def write() -> None:
             while not stop.is_set():
                 order_id = f"ord_live_{len(written)}"
                 await writer.create_order(new_order(order_id), audit(order_id))
                 written.append(order_id)
+                progress.set()
+
+        async def written_at_least(count: int) -> None:
+            async with asyncio.timeout(30):
+                while len(written) < count:
+                    progress.clear()
+                    await progress.wait()
 
         writing = asyncio.create_task(write())
-        await asyncio.sleep(0.05)
+        await written_at_least(3)  # the writer is under way before the backup starts
         output = tmp_path / "out" / "backup.sqlite3"
         result = await asyncio.to_thread(db.backup, f"sqlite:///{database}", output)
-        await asyncio.sleep(0.05)
+        await written_at_least(len(written) + 3)  # and still writing after it
         stop.set()
         await writing
     finally:
