@@ -28,6 +28,7 @@ import asyncpg
 import msgspec
 
 from gateway.codec import js_iso
+from gateway.store import statements
 from gateway.store.base import (
     OrderNotFound,
     RefundInProgress,
@@ -54,15 +55,14 @@ from gateway.store.models import (
 )
 from gateway.store.postgres_migrations import PgConnection, apply_postgres_migrations
 from gateway.store.rows import (
-    AUDIT_COLUMNS,
     audit_entry,
     audit_row,
-    columns,
     decode,
     maintenance,
     order_changes,
     row,
 )
+from gateway.store.statements import numbered
 
 __all__ = ["COMMAND_TIMEOUT_S", "CONNECT_TIMEOUT_S", "Clock", "PostgresStore", "utc_now"]
 
@@ -89,80 +89,30 @@ not available (55P03)."""
 _T = TypeVar("_T")
 _Db = PgConnection
 
-_ORDER_COLUMNS: Final = columns(Order)
-_INTENT_COLUMNS: Final = columns(PaymentIntentRecord)
-_REFUND_COLUMNS: Final = columns(Refund)
-_REFUND_REQUEST_COLUMNS: Final = columns(RefundRequest)
-_EVENT_COLUMNS: Final = columns(WebhookEvent)
-_CUSTOMER_COLUMNS: Final = columns(Customer)
-_QR_COLUMNS: Final = columns(QrRedemption)
-
-
-def _select(table: str, names: Sequence[str], rest: str) -> str:
-    # Table and column names are constants of this module (the models' fields), never input.
-    return f"SELECT {', '.join(names)} FROM {table} {rest}"  # noqa: S608
-
-
-def _insert(table: str, names: Sequence[str], conflict: str) -> str:
-    placeholders = ", ".join(f"${index}" for index in range(1, len(names) + 1))
-    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
-
-
-_SELECT_ORDER: Final = _select("orders", _ORDER_COLUMNS, "WHERE order_id = $1")
+_SELECT_ORDER: Final = numbered(statements.SELECT_ORDER)
+_SELECT_ORDER_BY_INTENT: Final = numbered(statements.SELECT_ORDER_BY_INTENT)
+_INSERT_ORDER: Final = numbered(statements.INSERT_ORDER)
+_UPSERT_INTENT: Final = numbered(statements.UPSERT_INTENT)
+_SELECT_INTENTS: Final = numbered(statements.SELECT_INTENTS)
+_INSERT_QR_REDEMPTION: Final = numbered(statements.INSERT_QR_REDEMPTION)
+_SELECT_QR_REDEMPTION: Final = numbered(statements.SELECT_QR_REDEMPTION)
+_INSERT_REFUND: Final = numbered(statements.INSERT_REFUND)
+_LINK_REFUND: Final = numbered(statements.LINK_REFUND)
+_INSERT_REFUND_REQUEST: Final = numbered(statements.INSERT_REFUND_REQUEST)
+_SELECT_REFUND_REQUEST: Final = numbered(statements.SELECT_REFUND_REQUEST)
+_SELECT_REFUND_REQUEST_BY_KEY: Final = numbered(statements.SELECT_REFUND_REQUEST_BY_KEY)
+_SELECT_PENDING_REFUND_REQUEST: Final = numbered(statements.SELECT_PENDING_REFUND_REQUEST)
+_SELECT_REFUNDS: Final = numbered(statements.SELECT_REFUNDS)
+_INSERT_CUSTOMER: Final = numbered(statements.INSERT_CUSTOMER)
+_SELECT_CUSTOMER: Final = numbered(statements.SELECT_CUSTOMER)
+_RECORD_EVENT: Final = numbered(statements.RECORD_EVENT)
+_SELECT_EVENT: Final = numbered(statements.SELECT_EVENT)
+_INSERT_AUDIT: Final = numbered(statements.INSERT_AUDIT)
+_SELECT_AUDIT: Final = numbered(statements.SELECT_AUDIT)
+_SELECT_AUDIT_OF_ORDER: Final = numbered(statements.SELECT_AUDIT_OF_ORDER)
+_SELECT_MAINTENANCE: Final = statements.SELECT_MAINTENANCE
 _LOCK_ORDER: Final = _SELECT_ORDER + " FOR NO KEY UPDATE"
-_SELECT_ORDER_BY_INTENT: Final = _select("orders", _ORDER_COLUMNS, "WHERE payment_intent_id = $1")
-_INSERT_ORDER: Final = _insert("orders", _ORDER_COLUMNS, "ON CONFLICT (order_id) DO NOTHING")
-_UPSERT_INTENT: Final = _insert(
-    "payment_intents",
-    _INTENT_COLUMNS,
-    # An id already recorded for another order is left alone (the row count says so, and the caller fails).
-    "ON CONFLICT (id) DO UPDATE SET attempt = excluded.attempt, amount = excluded.amount,"
-    " currency = excluded.currency, status = excluded.status, updated_at = excluded.updated_at,"
-    " client_secret_sha256 = COALESCE(payment_intents.client_secret_sha256, excluded.client_secret_sha256)"
-    " WHERE payment_intents.order_id = excluded.order_id",
-)
-_SELECT_INTENTS: Final = _select(
-    "payment_intents", _INTENT_COLUMNS, "WHERE order_id = $1 ORDER BY created_at, attempt, id"
-)
-_INSERT_QR_REDEMPTION: Final = _insert("qr_redemptions", _QR_COLUMNS, "ON CONFLICT (order_id) DO NOTHING")
-_SELECT_QR_REDEMPTION: Final = _select("qr_redemptions", _QR_COLUMNS, "WHERE order_id = $1")
-_INSERT_REFUND: Final = _insert("refunds", _REFUND_COLUMNS, "ON CONFLICT (id) DO NOTHING")
-_LINK_REFUND: Final = _insert(
-    "refunds",
-    _REFUND_COLUMNS,
-    # Recorded first from elsewhere (a webhook): keep that row, and name the request that made it.
-    "ON CONFLICT (id) DO UPDATE SET refund_request_id = excluded.refund_request_id"
-    " WHERE refunds.refund_request_id IS NULL",
-)
-# No conflict target: either uniqueness (the caller's key, or the order's one pending request) makes it a no-op.
-_INSERT_REFUND_REQUEST: Final = _insert("refund_requests", _REFUND_REQUEST_COLUMNS, "ON CONFLICT DO NOTHING")
-_SELECT_REFUND_REQUEST: Final = _select("refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE id = $1")
 _LOCK_REFUND_REQUEST: Final = _SELECT_REFUND_REQUEST + " FOR NO KEY UPDATE"
-_SELECT_REFUND_REQUEST_BY_KEY: Final = _select(
-    "refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE caller_key = $1"
-)
-_SELECT_PENDING_REFUND_REQUEST: Final = _select(
-    "refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE order_id = $1 AND status = 'pending'"
-)
-_SELECT_REFUNDS: Final = _select("refunds", _REFUND_COLUMNS, "WHERE order_id = $1 ORDER BY created_at, id")
-_INSERT_CUSTOMER: Final = _insert("customers", _CUSTOMER_COLUMNS, "ON CONFLICT (email_hash) DO NOTHING")
-_SELECT_CUSTOMER: Final = _select("customers", _CUSTOMER_COLUMNS, "WHERE email_hash = $1")
-_RECORD_EVENT: Final = (
-    _insert(
-        "webhook_events",
-        _EVENT_COLUMNS,
-        "ON CONFLICT (id) DO UPDATE SET deliveries = webhook_events.deliveries + 1",
-    )
-    + " RETURNING "
-    + ", ".join(_EVENT_COLUMNS)
-)
-_SELECT_EVENT: Final = _select("webhook_events", _EVENT_COLUMNS, "WHERE id = $1")
-_INSERT_AUDIT: Final = _insert("audit_log", AUDIT_COLUMNS[1:], "")
-_SELECT_AUDIT: Final = _select("audit_log", AUDIT_COLUMNS, "ORDER BY id DESC LIMIT $1")
-_SELECT_AUDIT_OF_ORDER: Final = _select(
-    "audit_log", AUDIT_COLUMNS, "WHERE order_id = $1 ORDER BY id DESC LIMIT $2"
-)
-_SELECT_MAINTENANCE: Final = "SELECT enabled, message, changed_at, changed_by FROM maintenance WHERE id = 1"
 _RAISE_REFUNDED: Final = (
     "UPDATE orders SET amount_refunded = $1, version = version + 1, updated_at = $2"
     " WHERE order_id = $3 AND amount_refunded < $1"
@@ -234,7 +184,7 @@ class PostgresStore:
             created_at=now,
             updated_at=now,
         )
-        order_row = row(order, _ORDER_COLUMNS)
+        order_row = row(order, statements.ORDER_COLUMNS)
         audit_values = audit_row(audit, now)
 
         async def work(db: _Db) -> tuple[Order, bool]:
@@ -257,7 +207,7 @@ class PostgresStore:
                 return await _fetch_order(db, str(owner))
             # The current intent is normally in the history too; this covers an update that set only the pointer.
             found = await db.fetchrow(_SELECT_ORDER_BY_INTENT, payment_intent_id)
-            return decode(found, _ORDER_COLUMNS, Order) if found is not None else None
+            return decode(found, statements.ORDER_COLUMNS, Order) if found is not None else None
 
         return await self._in_transaction(work, write=False)
 
@@ -310,13 +260,15 @@ class PostgresStore:
 
     async def list_payment_intents(self, order_id: str) -> list[PaymentIntentRecord]:
         rows = await self._in_transaction(lambda db: db.fetch(_SELECT_INTENTS, order_id), write=False)
-        return [decode(found, _INTENT_COLUMNS, PaymentIntentRecord) for found in rows]
+        return [decode(found, statements.INTENT_COLUMNS, PaymentIntentRecord) for found in rows]
 
     # -- refunds -----------------------------------------------------------------------------------------------
 
     async def add_refund(self, refund: Refund, audit: AuditEntry) -> bool:
         now = self._now()
-        values = row(msgspec.structs.replace(refund, created_at=refund.created_at or now), _REFUND_COLUMNS)
+        values = row(
+            msgspec.structs.replace(refund, created_at=refund.created_at or now), statements.REFUND_COLUMNS
+        )
         audit_values = audit_row(audit, now)
 
         async def work(db: _Db) -> bool:
@@ -329,7 +281,7 @@ class PostgresStore:
 
     async def list_refunds(self, order_id: str) -> list[Refund]:
         rows = await self._in_transaction(lambda db: db.fetch(_SELECT_REFUNDS, order_id), write=False)
-        return [decode(found, _REFUND_COLUMNS, Refund) for found in rows]
+        return [decode(found, statements.REFUND_COLUMNS, Refund) for found in rows]
 
     # -- refund requests ---------------------------------------------------------------------------------------
 
@@ -340,7 +292,8 @@ class PostgresStore:
             raise ValueError(f"a refund request starts pending, not {request.status.value}")
         now = self._now()
         values = row(
-            msgspec.structs.replace(request, created_at=now, updated_at=now), _REFUND_REQUEST_COLUMNS
+            msgspec.structs.replace(request, created_at=now, updated_at=now),
+            statements.REFUND_REQUEST_COLUMNS,
         )
         audit_values = audit_row(audit, now)
 
@@ -359,7 +312,7 @@ class PostgresStore:
                 # The id itself collided (ids are random: a bug of the caller), or the pending request we collided
                 # with was settled in between: the caller's retry starts afresh.
                 raise StoreError(f"refund request {request.id} could not start: it or its conflict changed")
-            return decode(found, _REFUND_REQUEST_COLUMNS, RefundRequest), False
+            return decode(found, statements.REFUND_REQUEST_COLUMNS, RefundRequest), False
 
         return await self._in_transaction(work, write=True)
 
@@ -367,13 +320,13 @@ class PostgresStore:
         found = await self._in_transaction(
             lambda db: db.fetchrow(_SELECT_REFUND_REQUEST_BY_KEY, caller_key), write=False
         )
-        return decode(found, _REFUND_REQUEST_COLUMNS, RefundRequest) if found is not None else None
+        return decode(found, statements.REFUND_REQUEST_COLUMNS, RefundRequest) if found is not None else None
 
     async def get_pending_refund_request(self, order_id: str) -> RefundRequest | None:
         found = await self._in_transaction(
             lambda db: db.fetchrow(_SELECT_PENDING_REFUND_REQUEST, order_id), write=False
         )
-        return decode(found, _REFUND_REQUEST_COLUMNS, RefundRequest) if found is not None else None
+        return decode(found, statements.REFUND_REQUEST_COLUMNS, RefundRequest) if found is not None else None
 
     async def finish_refund_request(
         self, request_id: str, refund: Refund, result: bytes, amount_refunded: int, audit: AuditEntry
@@ -383,7 +336,7 @@ class PostgresStore:
             msgspec.structs.replace(
                 refund, refund_request_id=request_id, created_at=refund.created_at or now
             ),
-            _REFUND_COLUMNS,
+            statements.REFUND_COLUMNS,
         )
         audit_values = audit_row(audit, now)
 
@@ -458,18 +411,20 @@ class PostgresStore:
 
     async def get_customer(self, email_hash: str) -> Customer | None:
         found = await self._in_transaction(lambda db: db.fetchrow(_SELECT_CUSTOMER, email_hash), write=False)
-        return decode(found, _CUSTOMER_COLUMNS, Customer) if found is not None else None
+        return decode(found, statements.CUSTOMER_COLUMNS, Customer) if found is not None else None
 
     async def add_customer(self, customer: Customer) -> Customer:
         values = row(
             msgspec.structs.replace(customer, created_at=customer.created_at or self._now()),
-            _CUSTOMER_COLUMNS,
+            statements.CUSTOMER_COLUMNS,
         )
 
         async def work(db: _Db) -> Customer:
             await _execute(db, _INSERT_CUSTOMER, values)
             return decode(
-                await db.fetchrow(_SELECT_CUSTOMER, customer.email_hash), _CUSTOMER_COLUMNS, Customer
+                await db.fetchrow(_SELECT_CUSTOMER, customer.email_hash),
+                statements.CUSTOMER_COLUMNS,
+                Customer,
             )
 
         return await self._in_transaction(work, write=True)
@@ -483,7 +438,7 @@ class PostgresStore:
 
     async def get_webhook_event(self, event_id: str) -> WebhookEvent | None:
         found = await self._in_transaction(lambda db: db.fetchrow(_SELECT_EVENT, event_id), write=False)
-        return decode(found, _EVENT_COLUMNS, WebhookEvent) if found is not None else None
+        return decode(found, statements.EVENT_COLUMNS, WebhookEvent) if found is not None else None
 
     async def list_webhook_events(
         self, *, limit: int = 50, order_id: str | None = None, status: WebhookEventStatus | None = None
@@ -500,13 +455,13 @@ class PostgresStore:
             where.append(f"status = ${len(params)}")
         params.append(limit)
         condition = f"WHERE {' AND '.join(where)} " if where else ""
-        sql = _select(
+        sql = statements.select(
             "webhook_events",
-            _EVENT_COLUMNS,
+            statements.EVENT_COLUMNS,
             f"{condition}ORDER BY received_at DESC, id DESC LIMIT ${len(params)}",
         )
         rows = await self._in_transaction(lambda db: db.fetch(sql, *params), write=False)
-        return [decode(found, _EVENT_COLUMNS, WebhookEvent) for found in rows]
+        return [decode(found, statements.EVENT_COLUMNS, WebhookEvent) for found in rows]
 
     async def apply_webhook_event(
         self, event_id: str, order_id: str, effect_of: Callable[[Order], OrderEffect], *, again: bool = False
@@ -578,11 +533,11 @@ class PostgresStore:
         audit_values = audit_row(audit, now)
 
         async def work(db: _Db) -> tuple[QrRedemption, bool]:
-            first = await _execute(db, _INSERT_QR_REDEMPTION, row(stored, _QR_COLUMNS)) == 1
+            first = await _execute(db, _INSERT_QR_REDEMPTION, row(stored, statements.QR_COLUMNS)) == 1
             if first:
                 await _execute(db, _INSERT_AUDIT, audit_values)
             found = await db.fetchrow(_SELECT_QR_REDEMPTION, stored.order_id)
-            return decode(found, _QR_COLUMNS, QrRedemption), first
+            return decode(found, statements.QR_COLUMNS, QrRedemption), first
 
         return await self._in_transaction(work, write=True)
 
@@ -654,7 +609,7 @@ async def _changed(db: _Db, sql: str, params: Sequence[object]) -> bool:
 
 async def _fetch_order(db: _Db, order_id: str) -> Order | None:
     found = await db.fetchrow(_SELECT_ORDER, order_id)
-    return decode(found, _ORDER_COLUMNS, Order) if found is not None else None
+    return decode(found, statements.ORDER_COLUMNS, Order) if found is not None else None
 
 
 async def _fetch_existing_order(db: _Db, order_id: str) -> Order:
@@ -669,21 +624,21 @@ async def _lock_order(db: _Db, order_id: str) -> Order:
     found = await db.fetchrow(_LOCK_ORDER, order_id)
     if found is None:
         raise OrderNotFound(order_id)
-    return decode(found, _ORDER_COLUMNS, Order)
+    return decode(found, statements.ORDER_COLUMNS, Order)
 
 
 async def _fetch_refund_request(db: _Db, sql: str, key: str) -> RefundRequest:
     found = await db.fetchrow(sql, key)
     if found is None:
         raise StoreError(f"no refund request {key}")
-    return decode(found, _REFUND_REQUEST_COLUMNS, RefundRequest)
+    return decode(found, statements.REFUND_REQUEST_COLUMNS, RefundRequest)
 
 
 async def _upsert_intent(db: _Db, intent: PaymentIntentRecord, now: str) -> None:
     stored = msgspec.structs.replace(
         intent, created_at=intent.created_at or now, updated_at=intent.updated_at or now
     )
-    if await _execute(db, _UPSERT_INTENT, row(stored, _INTENT_COLUMNS)) == 0:
+    if await _execute(db, _UPSERT_INTENT, row(stored, statements.INTENT_COLUMNS)) == 0:
         raise StoreError(f"payment intent {intent.id} is already recorded for another order")
 
 
@@ -701,13 +656,13 @@ def _received_event_row(event: WebhookEvent, now: str) -> list[object]:
         deliveries=1,
         order_id=None,
     )
-    return row(received, _EVENT_COLUMNS)
+    return row(received, statements.EVENT_COLUMNS)
 
 
 async def _record_event(db: _Db, values: Sequence[object]) -> WebhookEvent:
     """Insert a delivery, or count one more of a known event; the event as stored."""
     stored = await db.fetchrow(_RECORD_EVENT, *values)
-    return decode(stored, _EVENT_COLUMNS, WebhookEvent)
+    return decode(stored, statements.EVENT_COLUMNS, WebhookEvent)
 
 
 async def _apply_event(

@@ -27,6 +27,7 @@ import msgspec
 
 from gateway.codec import js_iso
 from gateway.store import rows as row_codec
+from gateway.store import statements
 from gateway.store.base import (
     OrderNotFound,
     RefundInProgress,
@@ -92,82 +93,6 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-_ORDER_COLUMNS: Final = row_codec.columns(Order)
-_INTENT_COLUMNS: Final = row_codec.columns(PaymentIntentRecord)
-_REFUND_COLUMNS: Final = row_codec.columns(Refund)
-_REFUND_REQUEST_COLUMNS: Final = row_codec.columns(RefundRequest)
-_EVENT_COLUMNS: Final = row_codec.columns(WebhookEvent)
-_CUSTOMER_COLUMNS: Final = row_codec.columns(Customer)
-_QR_COLUMNS: Final = row_codec.columns(QrRedemption)
-_AUDIT_COLUMNS: Final = row_codec.AUDIT_COLUMNS
-
-
-def _select(table: str, columns: Sequence[str], rest: str) -> str:
-    # Table and column names are constants of this module (the models' fields), never input.
-    return f"SELECT {', '.join(columns)} FROM {table} {rest}"  # noqa: S608
-
-
-def _insert(table: str, columns: Sequence[str], conflict: str) -> str:
-    placeholders = ", ".join("?" for _ in columns)
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
-
-
-_SELECT_ORDER: Final = _select("orders", _ORDER_COLUMNS, "WHERE order_id = ?")
-_SELECT_ORDER_BY_INTENT: Final = _select("orders", _ORDER_COLUMNS, "WHERE payment_intent_id = ?")
-_INSERT_ORDER: Final = _insert("orders", _ORDER_COLUMNS, "ON CONFLICT (order_id) DO NOTHING")
-_UPSERT_INTENT: Final = _insert(
-    "payment_intents",
-    _INTENT_COLUMNS,
-    # An id already recorded for another order is left alone (the row count says so, and the caller fails).
-    "ON CONFLICT (id) DO UPDATE SET attempt = excluded.attempt, amount = excluded.amount,"
-    " currency = excluded.currency, status = excluded.status, updated_at = excluded.updated_at,"
-    " client_secret_sha256 = COALESCE(payment_intents.client_secret_sha256, excluded.client_secret_sha256)"
-    " WHERE payment_intents.order_id = excluded.order_id",
-)
-_SELECT_INTENTS: Final = _select(
-    "payment_intents", _INTENT_COLUMNS, "WHERE order_id = ? ORDER BY created_at, attempt, id"
-)
-_INSERT_QR_REDEMPTION: Final = _insert("qr_redemptions", _QR_COLUMNS, "ON CONFLICT (order_id) DO NOTHING")
-_SELECT_QR_REDEMPTION: Final = _select("qr_redemptions", _QR_COLUMNS, "WHERE order_id = ?")
-_INSERT_REFUND: Final = _insert("refunds", _REFUND_COLUMNS, "ON CONFLICT (id) DO NOTHING")
-_LINK_REFUND: Final = _insert(
-    "refunds",
-    _REFUND_COLUMNS,
-    # Recorded first from elsewhere (a webhook): keep that row, and name the request that made it.
-    "ON CONFLICT (id) DO UPDATE SET refund_request_id = excluded.refund_request_id"
-    " WHERE refunds.refund_request_id IS NULL",
-)
-# No conflict target: either uniqueness (the caller's key, or the order's one pending request) makes it a no-op.
-_INSERT_REFUND_REQUEST: Final = _insert("refund_requests", _REFUND_REQUEST_COLUMNS, "ON CONFLICT DO NOTHING")
-_SELECT_REFUND_REQUEST: Final = _select("refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE id = ?")
-_SELECT_REFUND_REQUEST_BY_KEY: Final = _select(
-    "refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE caller_key = ?"
-)
-_SELECT_PENDING_REFUND_REQUEST: Final = _select(
-    "refund_requests", _REFUND_REQUEST_COLUMNS, "WHERE order_id = ? AND status = 'pending'"
-)
-_SELECT_REFUNDS: Final = _select("refunds", _REFUND_COLUMNS, "WHERE order_id = ? ORDER BY created_at, id")
-_INSERT_CUSTOMER: Final = _insert("customers", _CUSTOMER_COLUMNS, "ON CONFLICT (email_hash) DO NOTHING")
-_SELECT_CUSTOMER: Final = _select("customers", _CUSTOMER_COLUMNS, "WHERE email_hash = ?")
-_RECORD_EVENT: Final = (
-    _insert(
-        "webhook_events",
-        _EVENT_COLUMNS,
-        "ON CONFLICT (id) DO UPDATE SET deliveries = webhook_events.deliveries + 1",
-    )
-    + " RETURNING "
-    + ", ".join(_EVENT_COLUMNS)
-)
-_SELECT_EVENT: Final = _select("webhook_events", _EVENT_COLUMNS, "WHERE id = ?")
-_INSERT_AUDIT: Final = _insert("audit_log", _AUDIT_COLUMNS[1:], "")
-_SELECT_AUDIT: Final = _select("audit_log", _AUDIT_COLUMNS, "ORDER BY id DESC LIMIT ?")
-_SELECT_AUDIT_OF_ORDER: Final = _select(
-    "audit_log", _AUDIT_COLUMNS, "WHERE order_id = ? ORDER BY id DESC LIMIT ?"
-)
-
-_SELECT_MAINTENANCE: Final = "SELECT enabled, message, changed_at, changed_by FROM maintenance WHERE id = 1"
-
-
 class SqliteStore:
     """`Store` on one SQLite file. Share one instance between tasks; open it with `SqliteStore.open`."""
 
@@ -229,13 +154,13 @@ class SqliteStore:
             created_at=now,
             updated_at=now,
         )
-        order_row = row_codec.row(order, _ORDER_COLUMNS)
+        order_row = row_codec.row(order, statements.ORDER_COLUMNS)
         audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[Order, bool]:
-            created = _execute(db, _INSERT_ORDER, order_row) == 1
+            created = _execute(db, statements.INSERT_ORDER, order_row) == 1
             if created:
-                _execute(db, _INSERT_AUDIT, audit_row)
+                _execute(db, statements.INSERT_AUDIT, audit_row)
             stored = _fetch_order(db, new.order_id)
             if (
                 stored is None
@@ -254,8 +179,8 @@ class SqliteStore:
             if rows:
                 return _fetch_order(db, str(rows[0][0]))
             # The current intent is normally in the history too; this covers an update that set only the pointer.
-            rows = _fetch(db, _SELECT_ORDER_BY_INTENT, (payment_intent_id,))
-            return row_codec.decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
+            rows = _fetch(db, statements.SELECT_ORDER_BY_INTENT, (payment_intent_id,))
+            return row_codec.decode(rows[0], statements.ORDER_COLUMNS, Order) if rows else None
 
         return await self._in_transaction(work, write=False)
 
@@ -283,7 +208,7 @@ class SqliteStore:
                 raise StaleOrder(f"order {order_id} is at version {current.version}, not {expected_version}")
             if intent is not None:
                 _upsert_intent(db, intent, now)
-            _execute(db, _INSERT_AUDIT, audit_row)
+            _execute(db, statements.INSERT_AUDIT, audit_row)
             return _fetch_existing_order(db, order_id)
 
         return await self._in_transaction(work, write=True)
@@ -297,36 +222,40 @@ class SqliteStore:
         def work(db: sqlite3.Connection) -> tuple[Order, int]:
             before = _fetch_existing_order(db, order_id).amount_refunded
             if _raise_refunded(db, order_id, amount_refunded, now):
-                _execute(db, _INSERT_AUDIT, audit_row)
+                _execute(db, statements.INSERT_AUDIT, audit_row)
             order = _fetch_existing_order(db, order_id)
             return order, order.amount_refunded - before
 
         return await self._in_transaction(work, write=True)
 
     async def list_payment_intents(self, order_id: str) -> list[PaymentIntentRecord]:
-        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_INTENTS, (order_id,)), write=False)
-        return [row_codec.decode(row, _INTENT_COLUMNS, PaymentIntentRecord) for row in rows]
+        rows = await self._in_transaction(
+            lambda db: _fetch(db, statements.SELECT_INTENTS, (order_id,)), write=False
+        )
+        return [row_codec.decode(row, statements.INTENT_COLUMNS, PaymentIntentRecord) for row in rows]
 
     # -- refunds -----------------------------------------------------------------------------------------------
 
     async def add_refund(self, refund: Refund, audit: AuditEntry) -> bool:
         now = self._now()
         row = row_codec.row(
-            msgspec.structs.replace(refund, created_at=refund.created_at or now), _REFUND_COLUMNS
+            msgspec.structs.replace(refund, created_at=refund.created_at or now), statements.REFUND_COLUMNS
         )
         audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> bool:
-            added = _execute(db, _INSERT_REFUND, row) == 1
+            added = _execute(db, statements.INSERT_REFUND, row) == 1
             if added:
-                _execute(db, _INSERT_AUDIT, audit_row)
+                _execute(db, statements.INSERT_AUDIT, audit_row)
             return added
 
         return await self._in_transaction(work, write=True)
 
     async def list_refunds(self, order_id: str) -> list[Refund]:
-        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_REFUNDS, (order_id,)), write=False)
-        return [row_codec.decode(row, _REFUND_COLUMNS, Refund) for row in rows]
+        rows = await self._in_transaction(
+            lambda db: _fetch(db, statements.SELECT_REFUNDS, (order_id,)), write=False
+        )
+        return [row_codec.decode(row, statements.REFUND_COLUMNS, Refund) for row in rows]
 
     # -- refund requests ---------------------------------------------------------------------------------------
 
@@ -337,36 +266,37 @@ class SqliteStore:
             raise ValueError(f"a refund request starts pending, not {request.status.value}")
         now = self._now()
         row = row_codec.row(
-            msgspec.structs.replace(request, created_at=now, updated_at=now), _REFUND_REQUEST_COLUMNS
+            msgspec.structs.replace(request, created_at=now, updated_at=now),
+            statements.REFUND_REQUEST_COLUMNS,
         )
         audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[RefundRequest, bool]:
-            if _execute(db, _INSERT_REFUND_REQUEST, row) == 1:
-                _execute(db, _INSERT_AUDIT, audit_row)
-                return _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request.id), True
+            if _execute(db, statements.INSERT_REFUND_REQUEST, row) == 1:
+                _execute(db, statements.INSERT_AUDIT, audit_row)
+                return _fetch_refund_request(db, statements.SELECT_REFUND_REQUEST, request.id), True
             rows: list[sqlite3.Row] = []
             if request.caller_key is not None:
-                rows = _fetch(db, _SELECT_REFUND_REQUEST_BY_KEY, (request.caller_key,))
+                rows = _fetch(db, statements.SELECT_REFUND_REQUEST_BY_KEY, (request.caller_key,))
             if not rows:
-                rows = _fetch(db, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,))
+                rows = _fetch(db, statements.SELECT_PENDING_REFUND_REQUEST, (request.order_id,))
             if not rows:  # the id itself collided: ids are random, so this is a bug of the caller
                 raise StoreError(f"refund request {request.id} already exists")
-            return row_codec.decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest), False
+            return row_codec.decode(rows[0], statements.REFUND_REQUEST_COLUMNS, RefundRequest), False
 
         return await self._in_transaction(work, write=True)
 
     async def get_refund_request(self, *, caller_key: str) -> RefundRequest | None:
         rows = await self._in_transaction(
-            lambda db: _fetch(db, _SELECT_REFUND_REQUEST_BY_KEY, (caller_key,)), write=False
+            lambda db: _fetch(db, statements.SELECT_REFUND_REQUEST_BY_KEY, (caller_key,)), write=False
         )
-        return row_codec.decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
+        return row_codec.decode(rows[0], statements.REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
 
     async def get_pending_refund_request(self, order_id: str) -> RefundRequest | None:
         rows = await self._in_transaction(
-            lambda db: _fetch(db, _SELECT_PENDING_REFUND_REQUEST, (order_id,)), write=False
+            lambda db: _fetch(db, statements.SELECT_PENDING_REFUND_REQUEST, (order_id,)), write=False
         )
-        return row_codec.decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
+        return row_codec.decode(rows[0], statements.REFUND_REQUEST_COLUMNS, RefundRequest) if rows else None
 
     async def finish_refund_request(
         self, request_id: str, refund: Refund, result: bytes, amount_refunded: int, audit: AuditEntry
@@ -376,13 +306,13 @@ class SqliteStore:
             msgspec.structs.replace(
                 refund, refund_request_id=request_id, created_at=refund.created_at or now
             ),
-            _REFUND_COLUMNS,
+            statements.REFUND_COLUMNS,
         )
         audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[Order, int]:
             before = _fetch_existing_order(db, refund.order_id).amount_refunded
-            _execute(db, _LINK_REFUND, refund_row)
+            _execute(db, statements.LINK_REFUND, refund_row)
             finished = _execute(
                 db,
                 "UPDATE refund_requests SET status = 'succeeded', refund_id = ?, result = ?, error = NULL,"
@@ -391,7 +321,7 @@ class SqliteStore:
             )
             raised = _raise_refunded(db, refund.order_id, amount_refunded, now)
             if finished or raised:
-                _execute(db, _INSERT_AUDIT, audit_row)
+                _execute(db, statements.INSERT_AUDIT, audit_row)
             order = _fetch_existing_order(db, refund.order_id)
             return order, order.amount_refunded - before
 
@@ -412,8 +342,8 @@ class SqliteStore:
                 (status.value, error, now, request_id),
             )
             if closed:
-                _execute(db, _INSERT_AUDIT, audit_row)
-            return _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request_id)
+                _execute(db, statements.INSERT_AUDIT, audit_row)
+            return _fetch_refund_request(db, statements.SELECT_REFUND_REQUEST, request_id)
 
         return await self._in_transaction(work, write=True)
 
@@ -422,12 +352,12 @@ class SqliteStore:
         audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> RefundRequest:
-            request = _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request_id)
+            request = _fetch_refund_request(db, statements.SELECT_REFUND_REQUEST, request_id)
             if request.status is not RefundRequestStatus.ABANDONED:
                 raise StoreError(f"refund request {request_id} is {request.status.value}, not abandoned")
             # Checked inside the write transaction (BEGIN IMMEDIATE: no other writer meanwhile); the partial
             # unique index would refuse a second pending request anyway.
-            if _fetch(db, _SELECT_PENDING_REFUND_REQUEST, (request.order_id,)):
+            if _fetch(db, statements.SELECT_PENDING_REFUND_REQUEST, (request.order_id,)):
                 raise RefundInProgress(f"order {request.order_id} has a refund request pending")
             _execute(
                 db,
@@ -435,29 +365,31 @@ class SqliteStore:
                 " updated_at = ? WHERE id = ?",
                 (amount, now, request_id),
             )
-            _execute(db, _INSERT_AUDIT, audit_row)
-            return _fetch_refund_request(db, _SELECT_REFUND_REQUEST, request_id)
+            _execute(db, statements.INSERT_AUDIT, audit_row)
+            return _fetch_refund_request(db, statements.SELECT_REFUND_REQUEST, request_id)
 
         return await self._in_transaction(work, write=True)
 
     # -- customers ---------------------------------------------------------------------------------------------
 
     async def get_customer(self, email_hash: str) -> Customer | None:
-        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_CUSTOMER, (email_hash,)), write=False)
-        return row_codec.decode(rows[0], _CUSTOMER_COLUMNS, Customer) if rows else None
+        rows = await self._in_transaction(
+            lambda db: _fetch(db, statements.SELECT_CUSTOMER, (email_hash,)), write=False
+        )
+        return row_codec.decode(rows[0], statements.CUSTOMER_COLUMNS, Customer) if rows else None
 
     async def add_customer(self, customer: Customer) -> Customer:
         row = row_codec.row(
             msgspec.structs.replace(customer, created_at=customer.created_at or self._now()),
-            _CUSTOMER_COLUMNS,
+            statements.CUSTOMER_COLUMNS,
         )
 
         def work(db: sqlite3.Connection) -> list[sqlite3.Row]:
-            _execute(db, _INSERT_CUSTOMER, row)
-            return _fetch(db, _SELECT_CUSTOMER, (customer.email_hash,))
+            _execute(db, statements.INSERT_CUSTOMER, row)
+            return _fetch(db, statements.SELECT_CUSTOMER, (customer.email_hash,))
 
         rows = await self._in_transaction(work, write=True)
-        return row_codec.decode(rows[0], _CUSTOMER_COLUMNS, Customer)
+        return row_codec.decode(rows[0], statements.CUSTOMER_COLUMNS, Customer)
 
     # -- webhook events ----------------------------------------------------------------------------------------
 
@@ -467,8 +399,10 @@ class SqliteStore:
         return stored, stored.deliveries == 1
 
     async def get_webhook_event(self, event_id: str) -> WebhookEvent | None:
-        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_EVENT, (event_id,)), write=False)
-        return row_codec.decode(rows[0], _EVENT_COLUMNS, WebhookEvent) if rows else None
+        rows = await self._in_transaction(
+            lambda db: _fetch(db, statements.SELECT_EVENT, (event_id,)), write=False
+        )
+        return row_codec.decode(rows[0], statements.EVENT_COLUMNS, WebhookEvent) if rows else None
 
     async def list_webhook_events(
         self, *, limit: int = 50, order_id: str | None = None, status: WebhookEventStatus | None = None
@@ -483,11 +417,13 @@ class SqliteStore:
             where.append("status = ?")
             params.append(status.value)
         condition = f"WHERE {' AND '.join(where)} " if where else ""
-        sql = _select(
-            "webhook_events", _EVENT_COLUMNS, f"{condition}ORDER BY received_at DESC, id DESC LIMIT ?"
+        sql = statements.select(
+            "webhook_events",
+            statements.EVENT_COLUMNS,
+            f"{condition}ORDER BY received_at DESC, id DESC LIMIT ?",
         )
         rows = await self._in_transaction(lambda db: _fetch(db, sql, [*params, limit]), write=False)
-        return [row_codec.decode(row, _EVENT_COLUMNS, WebhookEvent) for row in rows]
+        return [row_codec.decode(row, statements.EVENT_COLUMNS, WebhookEvent) for row in rows]
 
     async def apply_webhook_event(
         self, event_id: str, order_id: str, effect_of: Callable[[Order], OrderEffect], *, again: bool = False
@@ -528,7 +464,9 @@ class SqliteStore:
     # -- maintenance -------------------------------------------------------------------------------------------
 
     async def get_maintenance(self) -> Maintenance:
-        rows = await self._in_transaction(lambda db: _fetch(db, _SELECT_MAINTENANCE, ()), write=False)
+        rows = await self._in_transaction(
+            lambda db: _fetch(db, statements.SELECT_MAINTENANCE, ()), write=False
+        )
         return row_codec.maintenance(rows)
 
     async def set_maintenance(self, enabled: bool, message: str, audit: AuditEntry) -> Maintenance:
@@ -543,8 +481,8 @@ class SqliteStore:
                 " changed_at = excluded.changed_at, changed_by = excluded.changed_by",
                 (enabled, message, now, audit.actor),
             )
-            _execute(db, _INSERT_AUDIT, audit_row)
-            return row_codec.maintenance(_fetch(db, _SELECT_MAINTENANCE, ()))
+            _execute(db, statements.INSERT_AUDIT, audit_row)
+            return row_codec.maintenance(_fetch(db, statements.SELECT_MAINTENANCE, ()))
 
         return await self._in_transaction(work, write=True)
 
@@ -556,11 +494,15 @@ class SqliteStore:
         audit_row = row_codec.audit_row(audit, now)
 
         def work(db: sqlite3.Connection) -> tuple[QrRedemption, bool]:
-            first = _execute(db, _INSERT_QR_REDEMPTION, row_codec.row(row, _QR_COLUMNS)) == 1
+            first = (
+                _execute(db, statements.INSERT_QR_REDEMPTION, row_codec.row(row, statements.QR_COLUMNS)) == 1
+            )
             if first:
-                _execute(db, _INSERT_AUDIT, audit_row)
+                _execute(db, statements.INSERT_AUDIT, audit_row)
             return row_codec.decode(
-                _fetch(db, _SELECT_QR_REDEMPTION, (row.order_id,))[0], _QR_COLUMNS, QrRedemption
+                _fetch(db, statements.SELECT_QR_REDEMPTION, (row.order_id,))[0],
+                statements.QR_COLUMNS,
+                QrRedemption,
             ), first
 
         return await self._in_transaction(work, write=True)
@@ -571,7 +513,9 @@ class SqliteStore:
         if limit < 0:
             raise ValueError(f"limit must not be negative: {limit}")
         sql, params = (
-            (_SELECT_AUDIT, [limit]) if order_id is None else (_SELECT_AUDIT_OF_ORDER, [order_id, limit])
+            (statements.SELECT_AUDIT, [limit])
+            if order_id is None
+            else (statements.SELECT_AUDIT_OF_ORDER, [order_id, limit])
         )
         rows = await self._in_transaction(lambda db: _fetch(db, sql, params), write=False)
         return [row_codec.audit_entry(row) for row in rows]
@@ -686,8 +630,8 @@ def _fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[s
 
 
 def _fetch_order(db: sqlite3.Connection, order_id: str) -> Order | None:
-    rows = _fetch(db, _SELECT_ORDER, (order_id,))
-    return row_codec.decode(rows[0], _ORDER_COLUMNS, Order) if rows else None
+    rows = _fetch(db, statements.SELECT_ORDER, (order_id,))
+    return row_codec.decode(rows[0], statements.ORDER_COLUMNS, Order) if rows else None
 
 
 def _fetch_existing_order(db: sqlite3.Connection, order_id: str) -> Order:
@@ -701,14 +645,14 @@ def _fetch_refund_request(db: sqlite3.Connection, sql: str, key: str) -> RefundR
     rows = _fetch(db, sql, (key,))
     if not rows:
         raise StoreError(f"no refund request {key}")
-    return row_codec.decode(rows[0], _REFUND_REQUEST_COLUMNS, RefundRequest)
+    return row_codec.decode(rows[0], statements.REFUND_REQUEST_COLUMNS, RefundRequest)
 
 
 def _upsert_intent(db: sqlite3.Connection, intent: PaymentIntentRecord, now: str) -> None:
     row = msgspec.structs.replace(
         intent, created_at=intent.created_at or now, updated_at=intent.updated_at or now
     )
-    if _execute(db, _UPSERT_INTENT, row_codec.row(row, _INTENT_COLUMNS)) == 0:
+    if _execute(db, statements.UPSERT_INTENT, row_codec.row(row, statements.INTENT_COLUMNS)) == 0:
         raise StoreError(f"payment intent {intent.id} is already recorded for another order")
 
 
@@ -734,13 +678,13 @@ def _received_event_row(event: WebhookEvent, now: str) -> list[object]:
         deliveries=1,
         order_id=None,
     )
-    return row_codec.row(received, _EVENT_COLUMNS)
+    return row_codec.row(received, statements.EVENT_COLUMNS)
 
 
 def _record_event(db: sqlite3.Connection, row: Sequence[object]) -> WebhookEvent:
     """Insert a delivery, or count one more of a known event; the event as stored."""
-    [stored] = _fetch(db, _RECORD_EVENT, row)
-    return row_codec.decode(stored, _EVENT_COLUMNS, WebhookEvent)
+    [stored] = _fetch(db, statements.RECORD_EVENT, row)
+    return row_codec.decode(stored, statements.EVENT_COLUMNS, WebhookEvent)
 
 
 def _apply_event(
@@ -772,7 +716,7 @@ def _apply_event(
     if effect.amount_refunded is not None:
         changed |= _raise_refunded(db, order_id, effect.amount_refunded, now)
     if changed and effect.audit is not None:
-        _execute(db, _INSERT_AUDIT, row_codec.audit_row(effect.audit, now))
+        _execute(db, statements.INSERT_AUDIT, row_codec.audit_row(effect.audit, now))
     if changed or not was_applied:  # a replay that changed nothing keeps what the event did first
         _execute(
             db,
