@@ -1,7 +1,7 @@
 """`gateway db backup`: a consistent online copy of either store backend, written under a temporary name, mode
 0600, never over an existing file, and restorable.
 
-SQLite runs everywhere. PostgreSQL runs against the server at TEST_POSTGRES_URL (see tests/store/conftest.py) with
+SQLite runs everywhere. PostgreSQL runs against the server at TEST_POSTGRES_URL (see tests/support/postgres.py) with
 Debian's pg_dump/pg_restore: without them the tests skip, saying why, except in CI, where they fail.
 """
 
@@ -24,7 +24,7 @@ from gateway.ops import db
 from gateway.store import AuditEntry, NewOrder
 from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
-from tests.store.conftest import postgres_schema, postgres_url
+from tests.support.postgres import postgres_schema, postgres_url
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY = Path(sys.executable).parent / "gateway"

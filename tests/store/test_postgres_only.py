@@ -20,8 +20,9 @@ from gateway.store import (
 from gateway.store.migrations import MIGRATIONS, Migration
 from gateway.store.postgres import PostgresStore
 from gateway.store.postgres_migrations import apply_postgres_migrations
-from tests.store.conftest import FakeClock, postgres_schema
+from tests.store.conftest import FakeClock
 from tests.store.test_store import ISO, audit, new_order, webhook_event
+from tests.support.postgres import postgres_schema
 
 
 async def _migration_rows(url: str) -> list[tuple[int, str, str]]:
