@@ -33,7 +33,19 @@ from gateway.webhooks.commands import (
 __all__ = ["main"]
 
 
+WORKERS_REFUSED = """\
+gateway serve: --workers {workers} is refused. Every gateway process keeps its own metrics, so {workers} workers
+behind one port would answer each Prometheus scrape (and /metrics/payments) with one random worker's figures,
+never the total. Run {workers} replicas instead, each on a port of its own (gateway serve --port 3001,
+--port 3002, ...), behind your load balancer, and let Prometheus scrape each one: README, "Running several
+replicas". They may share a SQLite file on one host; use PostgreSQL (DATABASE_URL=postgresql://...) across hosts.
+"""
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers != 1:
+        print(WORKERS_REFUSED.format(workers=args.workers), end="", file=sys.stderr)
+        return 2
     host = args.host or settings.gateway_host
     port = args.port if args.port is not None else settings.gateway_port
     settings = with_development_secrets(
@@ -140,6 +152,16 @@ def _add_webhook_commands(commands: argparse._SubParsersAction[argparse.Argument
     replay.set_defaults(run=_webhooks_replay)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     variables = "\n".join(f"  {name:<36} {doc}" for name, doc in SETTING_DOCS.items())
     parser = argparse.ArgumentParser(
@@ -152,6 +174,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway (HTTP: /trpc, ...)")
     serve.add_argument("--host", help="address to listen on (default: GATEWAY_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: GATEWAY_PORT, 3000)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="processes on this port: only 1 (run several replicas on their own ports instead: see the README)",
+    )
     serve.set_defaults(run=_serve)
     dev = commands.add_parser("dev", help="development tools (test mode only)")
     dev_commands = dev.add_subparsers(dest="dev_command", required=True, metavar="TOOL")

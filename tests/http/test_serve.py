@@ -185,3 +185,32 @@ def test_production_refuses_missing_or_test_keys_and_names_the_variable(
     assert message in result.stderr
     assert "STRIPE_PUBLISHABLE_KEY" not in result.stderr
     assert not (tmp_path / "data").exists()  # refused before anything was started or written
+
+
+def test_several_workers_on_one_port_are_refused_before_anything_starts(
+    clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Each process keeps its own metrics: N workers behind one port would serve one random worker's figures."""
+    result = subprocess.run(
+        [str(GATEWAY), "serve", "--workers", "4", "--port", str(free_port())],
+        env=clean_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--workers 4 is refused" in result.stderr
+    assert "Run 4 replicas instead, each on a port of its own" in result.stderr
+    assert not (tmp_path / "data").exists()  # no emulator, no store
+
+
+def test_one_worker_is_the_default_and_may_be_asked_for(clean_env: dict[str, str], tmp_path: Path) -> None:
+    process = start(
+        [str(GATEWAY), "serve", "--workers", "1", "--port", str(free_port())], clean_env, tmp_path
+    )
+    try:
+        read_until(process, "gateway_listening")
+    finally:
+        code, output = stop(process)
+    assert code == 0, output
