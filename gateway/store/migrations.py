@@ -1,7 +1,9 @@
 """The store's schema, as numbered migrations applied in order at start-up.
 
 Each migration runs in its own transaction together with the row that records it in `schema_migrations`, so a
-crash leaves the schema either before or after a migration, never half-way. Two processes starting together are
+crash leaves the schema either before or after a migration, never half-way. A database migrated by a newer gateway
+is refused unless every migration beyond this gateway's declares that it may still run on it (additive migrations,
+`Migration.oldest_compatible`): that is what lets old and new replicas share a database during a rolling upgrade. Two processes starting together are
 fine: the version is read again inside the write transaction, and the second one finds the work done.
 
 The SQL is kept to what PostgreSQL also accepts, so both backends run the same statements. Where they must differ
@@ -25,14 +27,18 @@ import aiosqlite
 from gateway.store.base import StoreError
 
 __all__ = [
+    "COMPATIBILITY_VERSION",
     "LATEST_VERSION",
     "MIGRATIONS",
+    "NEWER_MIGRATIONS_QUERY",
     "SCHEMA_MIGRATIONS_TABLE",
     "Dialect",
     "Migration",
     "apply_migrations",
     "check_versions",
     "newer_schema_error",
+    "record_statement",
+    "refuse_unless_compatible",
     "schema_version",
 ]
 
@@ -47,6 +53,12 @@ class Migration(NamedTuple):
     PostgreSQL's too unless `postgres` is given."""
     postgres: tuple[str, ...] | None = None
     """PostgreSQL's statements where its dialect differs (None: the same as `statements`)."""
+    oldest_compatible: int | None = None
+    """The oldest schema version whose gateway still runs correctly on a database with this migration applied, so
+    that old and new replicas can share the database during a rolling upgrade: for an additive migration (a new
+    nullable column, table or index that older code neither reads nor needs to write), the version before it.
+    None: only gateways that know this migration. Recorded in `schema_migrations` from version 5 on; gateways
+    before version 5 read no such thing and refuse any newer database."""
 
     def statements_for(self, dialect: Dialect) -> tuple[str, ...]:
         """The statements this migration runs on `dialect`."""
@@ -265,6 +277,14 @@ _SECURITY: Final = (
     """,
 )
 
+_COMPATIBILITY: Final = (
+    # Which older gateways each migration from here on leaves able to run (see `Migration.oldest_compatible`).
+    "ALTER TABLE schema_migrations ADD COLUMN oldest_compatible INTEGER",
+)
+
+COMPATIBILITY_VERSION: Final = 5
+"""The migration that gives `schema_migrations` its `oldest_compatible` column: rows from it on have one."""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -287,6 +307,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(3, "maintenance switch", _MAINTENANCE),
     Migration(4, "guest client secrets, QR code redemptions", _SECURITY),
+    Migration(COMPATIBILITY_VERSION, "schema compatibility", _COMPATIBILITY, oldest_compatible=4),
 )
 """Append only: a released migration is never edited, a change is a new one."""
 
@@ -313,8 +334,33 @@ def newer_schema_error(current: int, latest: int) -> StoreError:
     """Why a gateway refuses a database migrated by a newer one: it would write through a schema it does not
     understand."""
     return StoreError(
-        f"the database schema is at version {current}, newer than this gateway knows ({latest}): "
-        "run a gateway at least as recent as the one that migrated it"
+        f"the database schema is at version {current}, newer than this gateway knows ({latest}), and not every"
+        " migration since declares that this gateway may still run on it: run a gateway at least as recent as the"
+        " one that migrated it"
+    )
+
+
+NEWER_MIGRATIONS_QUERY: Final = "SELECT version, oldest_compatible FROM schema_migrations WHERE version > ?"
+"""Each migration a newer gateway applied beyond `?` (this gateway's last), with the oldest gateway it tolerates."""
+
+
+def refuse_unless_compatible(current: int, latest: int, newer: Sequence[tuple[int, int | None]]) -> None:
+    """Raise `newer_schema_error` unless every migration in `newer` (version, oldest_compatible), the ones beyond
+    `latest` that a newer gateway applied, declares that a gateway at `latest` still runs on it."""
+    if any(oldest is None or oldest > latest for _, oldest in newer):
+        raise newer_schema_error(current, latest)
+
+
+def record_statement(migration: Migration, applied_at: str) -> tuple[str, tuple[object, ...]]:
+    """The statement (`?` placeholders) and values that record `migration` as applied in `schema_migrations`."""
+    if migration.version < COMPATIBILITY_VERSION:
+        return (
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, applied_at),
+        )
+    return (
+        "INSERT INTO schema_migrations (version, name, applied_at, oldest_compatible) VALUES (?, ?, ?, ?)",
+        (migration.version, migration.name, applied_at, migration.oldest_compatible),
     )
 
 
@@ -342,22 +388,26 @@ async def apply_migrations(
             # Read inside the write transaction: another process may have applied it since we last looked.
             current = await schema_version(conn)
             if current > latest:
-                raise newer_schema_error(current, latest)
+                await _refuse_unless_compatible(conn, current, latest)
             if migration.version <= current:
                 await conn.execute("ROLLBACK")
                 continue
             for statement in migration.statements_for("sqlite"):
                 await conn.execute(statement)
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, now()),
-            )
+            await conn.execute(*record_statement(migration, now()))
             await conn.execute("COMMIT")
         except BaseException:
             await _rollback(conn)
             raise
         applied.append(migration.version)
     return applied
+
+
+async def _refuse_unless_compatible(conn: aiosqlite.Connection, current: int, latest: int) -> None:
+    if latest < COMPATIBILITY_VERSION:  # such a gateway never looked: it refused any newer database
+        raise newer_schema_error(current, latest)
+    rows = await conn.execute_fetchall(NEWER_MIGRATIONS_QUERY, (latest,))
+    refuse_unless_compatible(current, latest, [(int(version), oldest) for version, oldest in rows])
 
 
 async def _in_transaction(conn: aiosqlite.Connection, statements: Sequence[str]) -> None:

@@ -1,7 +1,8 @@
 """The store's migrations (`gateway.store.migrations`) applied to PostgreSQL.
 
 As on SQLite, each migration runs in its own transaction together with the row that records it, and a database
-migrated by a newer gateway is refused. PostgreSQL's DDL is transactional, so a failed migration leaves nothing
+migrated by a newer gateway is refused unless every migration it applied says this gateway may still run on it
+(`Migration.oldest_compatible`). PostgreSQL's DDL is transactional, so a failed migration leaves nothing
 behind. Several processes starting together on a fresh database take turns: every transaction here first takes
 one transaction-scoped advisory lock (`pg_advisory_xact_lock`), then reads the version again, so the later ones
 find the work done (a concurrent `CREATE TABLE IF NOT EXISTS` alone is not safe in PostgreSQL: two of them may
@@ -17,12 +18,17 @@ import asyncpg
 import asyncpg.pool
 
 from gateway.store.migrations import (
+    COMPATIBILITY_VERSION,
     MIGRATIONS,
+    NEWER_MIGRATIONS_QUERY,
     SCHEMA_MIGRATIONS_TABLE,
     Migration,
     check_versions,
     newer_schema_error,
+    record_statement,
+    refuse_unless_compatible,
 )
+from gateway.store.statements import numbered
 
 __all__ = ["MIGRATION_LOCK_KEY", "PgConnection", "apply_postgres_migrations", "postgres_schema_version"]
 
@@ -62,16 +68,19 @@ async def apply_postgres_migrations(
             # Read under the lock: another process may have applied it since we last looked.
             current = await postgres_schema_version(conn)
             if current > latest:
-                raise newer_schema_error(current, latest)
+                await _refuse_unless_compatible(conn, current, latest)
             if migration.version <= current:
                 continue
             for statement in migration.statements_for("postgres"):
                 await conn.execute(statement)
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                migration.version,
-                migration.name,
-                now(),
-            )
+            record, values = record_statement(migration, now())
+            await conn.execute(numbered(record), *values)
         applied.append(migration.version)
     return applied
+
+
+async def _refuse_unless_compatible(conn: PgConnection, current: int, latest: int) -> None:
+    if latest < COMPATIBILITY_VERSION:  # such a gateway never looked: it refused any newer database
+        raise newer_schema_error(current, latest)
+    rows = await conn.fetch(numbered(NEWER_MIGRATIONS_QUERY), latest)
+    refuse_unless_compatible(current, latest, [(int(row[0]), row[1]) for row in rows])

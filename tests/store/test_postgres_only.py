@@ -21,7 +21,7 @@ from gateway.store.migrations import MIGRATIONS, Migration
 from gateway.store.postgres import PostgresStore
 from gateway.store.postgres_migrations import apply_postgres_migrations
 from tests.store.conftest import FakeClock
-from tests.store.test_store import ISO, audit, new_order, webhook_event
+from tests.store.test_store import ADDITIVE_FUTURE, BREAKING_FUTURE, ISO, audit, new_order, webhook_event
 from tests.support.postgres import postgres_schema
 
 
@@ -49,11 +49,39 @@ async def test_postgres_migrations_apply_once_and_refuse_a_newer_schema() -> Non
         try:
             assert await apply_postgres_migrations(connection, lambda: "x") == []
             await connection.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (5, 'from the future', 'x')"
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (6, 'from the future', 'x')"
             )
         finally:
             await connection.close()
-        with pytest.raises(StoreError, match="version 5"):
+        with pytest.raises(StoreError, match="version 6"):
+            await PostgresStore.open(url)
+
+
+async def test_postgres_store_runs_on_a_database_a_newer_gateway_migrated_additively() -> None:
+    """A rolling upgrade: the new gateway migrated the database; an old replica (re)starting must still run on it,
+    as long as the new migrations say it may, and be refused once one does not."""
+    async with postgres_schema() as url:
+        connection = await asyncpg.connect(url)
+        try:
+            future = (*MIGRATIONS, ADDITIVE_FUTURE)
+            assert await apply_postgres_migrations(connection, lambda: "x", future) == [1, 2, 3, 4, 5, 6]
+        finally:
+            await connection.close()
+        store = await PostgresStore.open(url)
+        try:
+            order, created = await store.create_order(new_order(), audit("order.created"))
+            assert created
+            assert await store.get_order(order.order_id) == order
+        finally:
+            await store.close()
+
+        connection = await asyncpg.connect(url)
+        try:
+            future = (*MIGRATIONS, ADDITIVE_FUTURE, BREAKING_FUTURE)
+            assert await apply_postgres_migrations(connection, lambda: "x", future) == [7]
+        finally:
+            await connection.close()
+        with pytest.raises(StoreError, match="version 7, newer than this gateway knows \\(5\\)"):
             await PostgresStore.open(url)
 
 

@@ -13,7 +13,7 @@ import pytest
 from gateway.store import Refund, StoreError, open_store, sqlite_path
 from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
 from gateway.store.sqlite import SqliteStore
-from tests.store.test_store import ISO, audit, new_order
+from tests.store.test_store import ADDITIVE_FUTURE, BREAKING_FUTURE, ISO, audit, new_order
 
 
 async def test_sqlite_pragmas(database: Path) -> None:
@@ -37,7 +37,7 @@ async def _migration_rows(database: Path) -> list[tuple[int, str, str]]:
 
 
 async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: Path) -> None:
-    assert LATEST_VERSION == MIGRATIONS[-1].version == 4
+    assert LATEST_VERSION == MIGRATIONS[-1].version == 5
     await (await SqliteStore.open(database)).close()
     rows = await _migration_rows(database)
     assert [(version, name) for version, name, _ in rows] == [
@@ -45,6 +45,7 @@ async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: 
         (2, "refund requests, webhook event orders"),
         (3, "maintenance switch"),
         (4, "guest client secrets, QR code redemptions"),
+        (5, "schema compatibility"),
     ]
     assert all(ISO.match(applied_at) for _, _, applied_at in rows)
 
@@ -53,10 +54,37 @@ async def test_sqlite_migrations_apply_once_and_refuse_a_newer_schema(database: 
     async with aiosqlite.connect(database, isolation_level=None) as connection:
         assert await apply_migrations(connection, lambda: "x") == []
         await connection.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (5, 'from the future', 'x')"
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (6, 'from the future', 'x')"
         )
 
-    with pytest.raises(StoreError, match="version 5"):
+    with pytest.raises(StoreError, match="version 6"):
+        await SqliteStore.open(database)
+
+
+async def test_sqlite_store_runs_on_a_database_a_newer_gateway_migrated_additively(database: Path) -> None:
+    """A rolling upgrade: the new gateway migrated the database; an old replica (re)starting must still run on it,
+    as long as the new migrations say it may, and be refused once one does not."""
+    async with aiosqlite.connect(database, isolation_level=None) as connection:
+        assert await apply_migrations(connection, lambda: "x", (*MIGRATIONS, ADDITIVE_FUTURE)) == [
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+        ]
+    store = await SqliteStore.open(database)
+    try:
+        order, created = await store.create_order(new_order(), audit("order.created"))
+        assert created
+        assert await store.get_order(order.order_id) == order
+    finally:
+        await store.close()
+
+    async with aiosqlite.connect(database, isolation_level=None) as connection:
+        future = (*MIGRATIONS, ADDITIVE_FUTURE, BREAKING_FUTURE)
+        assert await apply_migrations(connection, lambda: "x", future) == [7]
+    with pytest.raises(StoreError, match="version 7, newer than this gateway knows \\(5\\)"):
         await SqliteStore.open(database)
 
 

@@ -36,9 +36,22 @@ from gateway.store import (
     WebhookEvent,
     WebhookEventStatus,
 )
+from gateway.store.migrations import Migration
 from tests.store.conftest import FakeClock, StoreOpener
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+ADDITIVE_FUTURE = Migration(
+    6,
+    "a newer gateway's additive migration",
+    ("ALTER TABLE orders ADD COLUMN note TEXT",),
+    oldest_compatible=5,
+)
+"""What a newer release may add while replicas of this one still run on the database (a rolling upgrade)."""
+BREAKING_FUTURE = Migration(
+    7, "a newer gateway's breaking migration", ("ALTER TABLE orders ADD COLUMN x TEXT",)
+)
+"""A newer release's migration that no older gateway may run on (no `oldest_compatible`)."""
 
 
 def new_order(order_id: str = "ord_1", amount: int = 1500) -> NewOrder:
