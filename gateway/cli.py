@@ -59,6 +59,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "gateway_starting"
         )
         serve(create_app(settings), settings, host, port)
+    except StoreError as error:  # at start-up: no database, or one this version must not run on
+        logger.bind(error=str(error)).error("gateway_start_failed")
+        print(f"gateway serve: store: {error}", file=sys.stderr)
+        return 2
     finally:
         if emulator is not None:
             emulator.stop()

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 
 import aiohttp
+import aiosqlite
 import pytest
+
+from gateway.store.migrations import MIGRATIONS, Migration, apply_migrations
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY = Path(sys.executable).parent / "gateway"
@@ -214,3 +217,35 @@ def test_one_worker_is_the_default_and_may_be_asked_for(clean_env: dict[str, str
     finally:
         code, output = stop(process)
     assert code == 0, output
+
+
+def test_a_database_a_newer_gateway_migrated_beyond_this_one_stops_the_start_with_a_clear_error(
+    clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A rolling upgrade gone wrong: a newer gateway applied a migration this one may not run on (a contract
+    migration). The old one must not serve (it would write through a schema it does not know), and must say why."""
+    database = tmp_path / "data" / "gateway.sqlite3"
+    database.parent.mkdir()
+    breaking = Migration(
+        99, "a newer gateway's breaking migration", ("ALTER TABLE orders ADD COLUMN x TEXT",)
+    )
+
+    async def migrate() -> None:
+        async with aiosqlite.connect(database, isolation_level=None) as connection:
+            await apply_migrations(connection, lambda: "2026-12-03T00:00:00.000Z", (*MIGRATIONS, breaking))
+
+    asyncio.run(migrate())
+    result = subprocess.run(
+        [str(GATEWAY), "serve", "--port", str(free_port())],
+        env=clean_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "gateway serve: store: the database schema is at version 99, newer than this gateway knows" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    assert '"event":"gateway_start_failed"' in result.stdout
