@@ -104,6 +104,8 @@ def _payment_services(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def open_and_close(_: web.Application) -> AsyncIterator[None]:
         store = await open_store(settings.database_url)
+        if store.applied_migrations:  # an operator rolling out a release wants to see which process migrated
+            logger.bind(versions=list(store.applied_migrations)).warning("store_migrated")
         stripe = StripeApi(settings)
         stripe.on_call = metrics.stripe_call
         services[PAYMENTS] = payments = PaymentService(store, stripe, settings, metrics=metrics)

@@ -27,7 +27,9 @@ def operator_name() -> str:
 @contextlib.asynccontextmanager
 async def existing_store(settings: Settings) -> AsyncIterator[Store]:
     """The store at DATABASE_URL, which must exist: a mistyped path or the wrong directory is an error, not a
-    new empty database. (A PostgreSQL database must exist to be connected to at all.)"""
+    new empty database. (A PostgreSQL database must exist to be connected to at all.) Its schema is checked, never
+    migrated: an operator's command run with a new release during a rolling upgrade must not migrate the database
+    under the old replicas (`gateway serve` and `gateway db migrate` do that)."""
     if not is_postgres_url(settings.database_url):
         try:
             path = sqlite_path(settings.database_url)
@@ -35,7 +37,7 @@ async def existing_store(settings: Settings) -> AsyncIterator[Store]:
             raise ConfigurationError(f"DATABASE_URL: {error}") from None
         if not path.is_file():
             raise StoreError(f"no database at {path} (DATABASE_URL={settings.database_url})")
-    store = await open_store(settings.database_url)
+    store = await open_store(settings.database_url, migrate=False)
     try:
         yield store
     finally:

@@ -1,5 +1,5 @@
 """`gateway db backup [--output PATH] [--json]`: the seed's daily backup, for both store backends, safe to run
-while gateways serve traffic.
+while gateways serve traffic. (And `gateway db migrate`: see MIGRATE_HELP.)
 
 SQLite: a consistent online copy of the file at DATABASE_URL through SQLite's backup API (one read transaction:
 in WAL mode the gateways keep writing meanwhile), checked (`PRAGMA quick_check`) and switched out of WAL so that
@@ -23,6 +23,7 @@ final name, and an existing file is never overwritten.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import errno
 import json
@@ -37,8 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import msgspec
+
 from gateway.settings import Settings
-from gateway.store import is_postgres_url, sqlite_path
+from gateway.store import StoreError, is_postgres_url, open_store, sqlite_path
+from gateway.store.migrations import LATEST_VERSION
 
 __all__ = [
     "BackupError",
@@ -411,10 +415,47 @@ def _backup_command(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+MIGRATE_HELP: Final = """\
+Brings the database at DATABASE_URL to this gateway's schema and exits: what `gateway serve` does as it starts,
+as a step of its own (before a rolling upgrade, say). Migrations run one process at a time, each in one
+transaction; running it again does nothing. A database migrated by a newer gateway is left as it is, and refused
+unless every newer migration declares that this gateway can run on it. Exit codes: 0 done (or nothing to do),
+2 configuration or store error.
+"""
+
+
+async def _migrate(database_url: str) -> tuple[int, ...]:
+    store = await open_store(database_url)
+    try:
+        return store.applied_migrations
+    finally:
+        await store.close()
+
+
+def _migrate_command(args: argparse.Namespace, settings: Settings) -> int:
+    where = redacted_url(settings.database_url)
+    try:
+        applied = asyncio.run(_migrate(settings.database_url))
+    except (StoreError, ValueError) as error:
+        print(f"gateway db migrate: {error}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    if args.json:
+        print(
+            msgspec.json.encode(
+                {"database": where, "applied": list(applied), "latest": LATEST_VERSION}
+            ).decode()
+        )
+    elif applied:
+        print(f"{where}: applied migrations {', '.join(map(str, applied))}; schema at version {applied[-1]}")
+    else:
+        print(f"{where}: nothing to do (schema at version {LATEST_VERSION} or a compatible newer one)")
+    return EXIT_OK
+
+
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "db",
-        help="the store's database: backup",
+        help="the store's database: backup, migrate",
         description="The store's database (DATABASE_URL).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -436,3 +477,11 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     backup_parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     backup_parser.set_defaults(run=_backup_command)
+    migrate_parser = actions.add_parser(
+        "migrate",
+        help="bring the database to this gateway's schema (what `gateway serve` does at start-up), and exit",
+        description=MIGRATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    migrate_parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    migrate_parser.set_defaults(run=_migrate_command)

@@ -95,9 +95,10 @@ def sqlite_path(database_url: str) -> Path:
     return Path(database_url.removeprefix(_SQLITE_PREFIX))
 
 
-async def open_store(database_url: str) -> Store:
+async def open_store(database_url: str, *, migrate: bool = True) -> Store:
     """Open the store at `database_url` and migrate its schema: a PostgreSQL database (which must exist), or a
-    SQLite file (created, and its directory, if needed).
+    SQLite file (created, and its directory, if needed). With `migrate=False` (the operators' commands), the schema
+    is only checked: StoreError unless this gateway can run on it as it is.
 
     The caller closes it (`await store.close()`).
     """
@@ -105,9 +106,9 @@ async def open_store(database_url: str) -> Store:
     if is_postgres_url(database_url):
         from gateway.store.postgres import PostgresStore
 
-        return await PostgresStore.open(database_url)
+        return await PostgresStore.open(database_url, migrate=migrate)
     path = sqlite_path(database_url)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     from gateway.store.sqlite import SqliteStore
 
-    return await SqliteStore.open(path)
+    return await SqliteStore.open(path, migrate=migrate)

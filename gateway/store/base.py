@@ -60,6 +60,10 @@ class RefundInProgress(StoreError):
 class Store(Protocol):
     """Orders and their payment intents, refunds and refund requests, customers and the audit trail."""
 
+    applied_migrations: tuple[int, ...]
+    """The migrations this instance applied as it opened the store (none when the schema was up to date, or when
+    it was opened without migrating)."""
+
     async def close(self) -> None:
         """Release connections. Idempotent."""
 

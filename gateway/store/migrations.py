@@ -35,8 +35,10 @@ __all__ = [
     "Dialect",
     "Migration",
     "apply_migrations",
+    "check_schema",
     "check_versions",
     "newer_schema_error",
+    "older_schema_error",
     "record_statement",
     "refuse_unless_compatible",
     "schema_version",
@@ -327,6 +329,13 @@ def check_versions(migrations: Sequence[Migration]) -> int:
     versions = [migration.version for migration in migrations]
     if not versions or versions != sorted(set(versions)) or versions[0] < 1:
         raise ValueError(f"migration versions must be unique, increasing and start at 1 or more: {versions}")
+    for migration in migrations:
+        oldest = migration.oldest_compatible
+        if oldest is not None and (migration.version < COMPATIBILITY_VERSION or oldest >= migration.version):
+            raise ValueError(
+                f"migration {migration.version}: oldest_compatible must be below its version, and only migrations"
+                f" from {COMPATIBILITY_VERSION} on can record one"
+            )
     return versions[-1]
 
 
@@ -337,6 +346,14 @@ def newer_schema_error(current: int, latest: int) -> StoreError:
         f"the database schema is at version {current}, newer than this gateway knows ({latest}), and not every"
         " migration since declares that this gateway may still run on it: run a gateway at least as recent as the"
         " one that migrated it"
+    )
+
+
+def older_schema_error(current: int, latest: int) -> StoreError:
+    """Why an operator's command refuses a database this gateway has not migrated yet (commands never migrate)."""
+    return StoreError(
+        f"the database schema is at version {current}, older than this gateway's ({latest}): start `gateway serve`"
+        " of this version, or run `gateway db migrate`, to migrate it first"
     )
 
 
@@ -401,6 +418,20 @@ async def apply_migrations(
             raise
         applied.append(migration.version)
     return applied
+
+
+async def check_schema(conn: aiosqlite.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    """Without changing anything: StoreError unless this gateway can run on the schema as it is (at its own
+    version, or newer with every newer migration compatible). For the operators' commands, which never migrate."""
+    latest = check_versions(migrations)
+    tables = await conn.execute_fetchall(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    )
+    current = await schema_version(conn) if list(tables) else 0
+    if current < latest:
+        raise older_schema_error(current, latest)
+    if current > latest:
+        await _refuse_unless_compatible(conn, current, latest)
 
 
 async def _refuse_unless_compatible(conn: aiosqlite.Connection, current: int, latest: int) -> None:

@@ -53,7 +53,7 @@ from gateway.store.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
-from gateway.store.postgres_migrations import PgConnection, apply_postgres_migrations
+from gateway.store.postgres_migrations import PgConnection, apply_postgres_migrations, check_postgres_schema
 from gateway.store.rows import (
     audit_entry,
     audit_row,
@@ -126,13 +126,15 @@ class PostgresStore:
         """Wrap a pool already set up by `open` (schema migrated)."""
         self._pool: asyncpg.Pool | None = pool
         self._clock = clock
+        self.applied_migrations: tuple[int, ...] = ()
 
     @classmethod
     async def open(
-        cls, dsn: str, *, clock: Clock = utc_now, min_size: int = 1, max_size: int = 5
+        cls, dsn: str, *, clock: Clock = utc_now, min_size: int = 1, max_size: int = 5, migrate: bool = True
     ) -> PostgresStore:
         """Connect a pool to `dsn` (`postgresql://user@host:port/database`; extra query parameters such as
-        `search_path` become the connections' server settings) and apply the migrations."""
+        `search_path` become the connections' server settings) and apply the migrations (or, with
+        `migrate=False`, only check that this gateway can run on its schema as it is)."""
         try:
             pool = await asyncpg.create_pool(
                 dsn,
@@ -145,13 +147,19 @@ class PostgresStore:
             raise _translate(error) from error
         try:
             async with pool.acquire() as conn:
-                await apply_postgres_migrations(conn, lambda: js_iso(clock()))
+                applied: list[int] = []
+                if migrate:
+                    applied = await apply_postgres_migrations(conn, lambda: js_iso(clock()))
+                else:
+                    await check_postgres_schema(conn)
         except BaseException as error:
             await pool.close()
             if isinstance(error, StoreError) or not isinstance(error, Exception):
                 raise
             raise _translate(error) from error
-        return cls(pool, clock)
+        store = cls(pool, clock)
+        store.applied_migrations = tuple(applied)
+        return store
 
     async def close(self) -> None:
         """Close the pool once the transactions in flight are over; later calls get StoreUnavailable.

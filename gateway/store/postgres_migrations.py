@@ -25,12 +25,19 @@ from gateway.store.migrations import (
     Migration,
     check_versions,
     newer_schema_error,
+    older_schema_error,
     record_statement,
     refuse_unless_compatible,
 )
 from gateway.store.statements import numbered
 
-__all__ = ["MIGRATION_LOCK_KEY", "PgConnection", "apply_postgres_migrations", "postgres_schema_version"]
+__all__ = [
+    "MIGRATION_LOCK_KEY",
+    "PgConnection",
+    "apply_postgres_migrations",
+    "check_postgres_schema",
+    "postgres_schema_version",
+]
 
 PgConnection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -77,6 +84,18 @@ async def apply_postgres_migrations(
             await conn.execute(numbered(record), *values)
         applied.append(migration.version)
     return applied
+
+
+async def check_postgres_schema(conn: PgConnection, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    """Without changing anything: StoreError unless this gateway can run on the schema as it is (at its own
+    version, or newer with every newer migration compatible). For the operators' commands, which never migrate."""
+    latest = check_versions(migrations)
+    has_table = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    current = await postgres_schema_version(conn) if has_table else 0
+    if current < latest:
+        raise older_schema_error(current, latest)
+    if current > latest:
+        await _refuse_unless_compatible(conn, current, latest)
 
 
 async def _refuse_unless_compatible(conn: PgConnection, current: int, latest: int) -> None:

@@ -35,7 +35,7 @@ from gateway.store.base import (
     StoreError,
     StoreUnavailable,
 )
-from gateway.store.migrations import apply_migrations
+from gateway.store.migrations import apply_migrations, check_schema
 from gateway.store.models import (
     AuditEntry,
     Customer,
@@ -100,10 +100,14 @@ class SqliteStore:
         """Wrap a connection already set up by `open` (autocommit mode, pragmas, migrations)."""
         self._connection: aiosqlite.Connection | None = connection
         self._clock = clock
+        self.applied_migrations: tuple[int, ...] = ()
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, clock: Clock = utc_now) -> SqliteStore:
-        """Open (creating if needed) the database at `path`, set the pragmas and apply the migrations."""
+    async def open(
+        cls, path: str | os.PathLike[str], *, clock: Clock = utc_now, migrate: bool = True
+    ) -> SqliteStore:
+        """Open (creating if needed) the database at `path`, set the pragmas and apply the migrations (or, with
+        `migrate=False`, only check that this gateway can run on its schema as it is)."""
         try:
             # isolation_level=None: no implicit transactions; every BEGIN and COMMIT here is explicit.
             connection = await aiosqlite.connect(
@@ -115,13 +119,19 @@ class SqliteStore:
             for pragma in _PRAGMAS:
                 await connection.execute(pragma)
             await _enable_wal(connection)
-            await apply_migrations(connection, lambda: js_iso(clock()))
+            applied: list[int] = []
+            if migrate:
+                applied = await apply_migrations(connection, lambda: js_iso(clock()))
+            else:
+                await check_schema(connection)
         except BaseException as error:
             await connection.close()
             if isinstance(error, sqlite3.Error):
                 raise _translate_sqlite(error) from error
             raise
-        return cls(connection, clock)
+        store = cls(connection, clock)
+        store.applied_migrations = tuple(applied)
+        return store
 
     async def close(self) -> None:
         """Close the connection once the transactions already queued are over; later calls get StoreUnavailable.

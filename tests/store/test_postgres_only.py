@@ -181,3 +181,21 @@ async def test_processes_raising_a_refunded_total_report_each_rise_once() -> Non
         finally:
             for store in stores:
                 await store.close()
+
+
+async def test_postgres_store_opened_without_migrating_checks_the_schema_and_changes_nothing() -> None:
+    async with postgres_schema() as url:
+        with pytest.raises(StoreError, match="version 0, older than this gateway's"):
+            await PostgresStore.open(url, migrate=False)
+        connection = await asyncpg.connect(url)
+        try:
+            assert await connection.fetchval("SELECT to_regclass('schema_migrations')") is None
+        finally:
+            await connection.close()
+        await (await PostgresStore.open(url)).close()
+        store = await PostgresStore.open(url, migrate=False)
+        try:
+            assert store.applied_migrations == ()
+            await store.ping()
+        finally:
+            await store.close()

@@ -11,7 +11,7 @@ import aiosqlite
 import pytest
 
 from gateway.store import Refund, StoreError, open_store, sqlite_path
-from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
+from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, apply_migrations, check_versions
 from gateway.store.sqlite import SqliteStore
 from tests.store.test_store import ADDITIVE_FUTURE, BREAKING_FUTURE, ISO, audit, new_order
 
@@ -188,3 +188,11 @@ def test_released_sqlite_migrations_are_never_edited() -> None:
         if migration.version in _RELEASED_SQLITE_STATEMENTS:
             digest = hashlib.sha256("\x00".join(migration.statements_for("sqlite")).encode()).hexdigest()
             assert digest == _RELEASED_SQLITE_STATEMENTS[migration.version], migration.version
+
+
+def test_a_migration_cannot_claim_compatibility_with_itself_or_before_the_column_existed() -> None:
+    with pytest.raises(ValueError, match="oldest_compatible must be below its version"):
+        check_versions((*MIGRATIONS, Migration(6, "x", ("SELECT 1",), oldest_compatible=6)))
+    with pytest.raises(ValueError, match="oldest_compatible must be below its version"):
+        check_versions((Migration(1, "x", ("SELECT 1",), oldest_compatible=0),))
+    assert check_versions((*MIGRATIONS, ADDITIVE_FUTURE, BREAKING_FUTURE)) == 7

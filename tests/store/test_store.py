@@ -49,9 +49,10 @@ ADDITIVE_FUTURE = Migration(
 )
 """What a newer release may add while replicas of this one still run on the database (a rolling upgrade)."""
 BREAKING_FUTURE = Migration(
-    7, "a newer gateway's breaking migration", ("ALTER TABLE orders ADD COLUMN x TEXT",)
+    7, "a newer gateway's breaking migration", ("ALTER TABLE orders ADD COLUMN x TEXT",), oldest_compatible=6
 )
-"""A newer release's migration that no older gateway may run on (no `oldest_compatible`)."""
+"""A newer release's migration that only gateways from version 6 on may run on: not this one. (One without any
+`oldest_compatible` is refused too: test_*_migrations_apply_once_and_refuse_a_newer_schema.)"""
 
 
 def new_order(order_id: str = "ord_1", amount: int = 1500) -> NewOrder:
