@@ -6,9 +6,9 @@ proxying everything, round robin, to the replicas on 127.0.0.1. The proxy settin
 "Running several replicas" section recommends; one addition for the tests: every answer says which replica made it
 (`X-Upstream: 127.0.0.1:<port>`, several when nginx tried more than one).
 
-nginx retries a request on the next replica only when the first one could not take it (`error`, `timeout`: the
-connection was refused or failed before the request was sent); a POST that reached a replica that then died is
-answered 502, and the client retries it, as the app's idempotent calls may. Without nginx the tests fail in CI
+nginx passes a request to the next replica on `error` or `timeout` (a connection refused or cut, no answer in
+time), except a POST already sent: a POST that reached a replica that then died is answered 502, and the client
+retries it, as the app's idempotent calls may. Without nginx the tests fail in CI
 (`CI` set) and skip elsewhere, saying so.
 """
 
@@ -55,7 +55,7 @@ def nginx_binary() -> str:
 
 
 def _configuration(directory: Path, port: int, upstream_ports: Sequence[int]) -> str:
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in upstream_ports)
+    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;" for p in upstream_ports)
     # As root, nginx's workers would switch to `nobody`, who cannot write the test's temporary directories.
     user = "user root;" if os.geteuid() == 0 else ""
     return f"""
@@ -75,6 +75,7 @@ http {{
     upstream payment_gateway {{
 {servers}
         keepalive 32;
+        keepalive_timeout 10s;
     }}
     server {{
         listen 127.0.0.1:{port};
@@ -87,6 +88,7 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_next_upstream error timeout;
+            proxy_connect_timeout 2s;
             proxy_read_timeout 95s;
             add_header {UPSTREAM_HEADER} $upstream_addr always;
         }}
@@ -131,6 +133,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    # Its workers are in its process group (a session of its own): none outlives a master that was killed.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -158,6 +163,7 @@ def load_balancer(directory: Path, upstream_ports: Sequence[int]) -> Iterator[Lo
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         balancer = LoadBalancer(f"http://127.0.0.1:{port}", process, directory)

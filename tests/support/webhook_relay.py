@@ -72,6 +72,8 @@ class WebhookRelay:
     _forwarding: set[asyncio.Task[None]] = field(default_factory=set)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _session: aiohttp.ClientSession | None = None
+    _pending: dict[int, float] = field(default_factory=dict)
+    """Attempts under way: when each was sent (loop time)."""
 
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -97,7 +99,20 @@ class WebhookRelay:
                 return
             await asyncio.sleep(RETRY_SECONDS)  # Stripe's back-off, shortened; bounded by the deadline
 
+    def pending_longer_than(self, seconds: float) -> int:
+        """How many deliveries have been waiting for the target's answer for more than `seconds`."""
+        now = asyncio.get_running_loop().time()
+        return sum(1 for since in self._pending.values() if now - since > seconds)
+
     async def _attempt(self, delivery: Delivery) -> Attempt:
+        key = id(asyncio.current_task())
+        self._pending[key] = asyncio.get_running_loop().time()
+        try:
+            return await self._attempt_once(delivery)
+        finally:
+            del self._pending[key]
+
+    async def _attempt_once(self, delivery: Delivery) -> Attempt:
         assert self.target is not None
         assert self._session is not None
         try:
