@@ -48,7 +48,7 @@ ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 REQUEST_ID = re.compile(r"pay_\d{13}_[0-9a-z]{9}")
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
-PROCESS_EVENTS = {"payment_services_ready"}
+PROCESS_EVENTS = {"payment_services_ready", "store_migrated"}
 """Lines written outside any request (start-up, shutdown): the only ones that may lack a requestId."""
 ACCESS_EVENTS = {
     "http_request_completed",
