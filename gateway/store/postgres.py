@@ -93,7 +93,26 @@ _SELECT_ORDER: Final = numbered(statements.SELECT_ORDER)
 _SELECT_ORDER_BY_INTENT: Final = numbered(statements.SELECT_ORDER_BY_INTENT)
 _RETURNING_ORDER: Final = " RETURNING " + ", ".join(statements.ORDER_COLUMNS)
 """Writes of an order hand back the row as written: no SELECT after them (one round trip fewer)."""
-_INSERT_ORDER: Final = numbered(statements.INSERT_ORDER) + _RETURNING_ORDER
+
+
+def _with_audit(write: str, parameters: int) -> str:
+    """`write`, an INSERT or UPDATE of an order RETURNING its columns with `parameters` placeholders, and its audit
+    line as ONE statement: the audit row is inserted only if `write` wrote a row, and the statement answers that
+    row. A single statement is atomic on its own, so it needs no BEGIN and COMMIT: one round trip to the server
+    instead of four (the round trips, not the SQL, are most of what the store costs the event loop)."""
+    audit_columns = statements.AUDIT_COLUMNS[1:]  # the id is the database's
+    values = ", ".join(f"${parameters + index}::text" for index in range(1, len(audit_columns) + 1))
+    # Table and column names are this module's constants, and the values placeholders: nothing here is input.
+    return (
+        f"WITH written AS ({write}),"  # noqa: S608
+        f" audited AS (INSERT INTO audit_log ({', '.join(audit_columns)}) SELECT {values} FROM written)"
+        f" SELECT {', '.join(statements.ORDER_COLUMNS)} FROM written"
+    )
+
+
+_CREATE_ORDER: Final = _with_audit(
+    numbered(statements.INSERT_ORDER) + _RETURNING_ORDER, len(statements.ORDER_COLUMNS)
+)
 _UPSERT_INTENT: Final = numbered(statements.UPSERT_INTENT)
 _SELECT_INTENTS: Final = numbered(statements.SELECT_INTENTS)
 _INSERT_QR_REDEMPTION: Final = numbered(statements.INSERT_QR_REDEMPTION)
@@ -172,7 +191,7 @@ class PostgresStore:
             await pool.close()
 
     async def ping(self) -> None:
-        await self._read_one(lambda db: db.fetchval("SELECT 1"))
+        await self._one_statement(lambda db: db.fetchval("SELECT 1"))
 
     # -- orders ------------------------------------------------------------------------------------------------
 
@@ -199,18 +218,17 @@ class PostgresStore:
         audit_values = audit_row(audit, now)
 
         async def work(db: _Db) -> tuple[Order, bool]:
-            # A concurrent insert of the same id waits for ours (or we for it); the loser changes nothing and then
-            # reads the winner's committed row.
-            inserted = await db.fetchrow(_INSERT_ORDER, *order_row)
+            # A concurrent insert of the same id waits for ours (or we for it); the loser changes nothing (nor
+            # audits anything) and then reads the winner's committed row.
+            inserted = await db.fetchrow(_CREATE_ORDER, *order_row, *audit_values)
             if inserted is None:
                 return await _fetch_existing_order(db, new.order_id), False
-            await _execute(db, _INSERT_AUDIT, audit_values)
             return decode(inserted, statements.ORDER_COLUMNS, Order), True
 
-        return await self._in_transaction(work, write=True)
+        return await self._one_statement(work)
 
     async def get_order(self, order_id: str) -> Order | None:
-        return await self._read_one(lambda db: _fetch_order(db, order_id))
+        return await self._one_statement(lambda db: _fetch_order(db, order_id))
 
     async def find_order_by_payment_intent(self, payment_intent_id: str) -> Order | None:
         async def work(db: _Db) -> Order | None:
@@ -236,12 +254,12 @@ class PostgresStore:
         now = self._now()
         sql, params = _update_order_sql(update, now, order_id)
         params.append(expected_version)
-        sql += f" AND version = ${len(params)}" + _RETURNING_ORDER
-        audit_values = audit_row(audit, now)
+        sql = _with_audit(sql + f" AND version = ${len(params)}" + _RETURNING_ORDER, len(params))
+        params.extend(audit_row(audit, now))
 
         async def work(db: _Db) -> Order:
             # The version check is the UPDATE's own condition: a concurrent update of the row makes this one wait,
-            # then re-check against the new version and change nothing.
+            # then re-check against the new version and change nothing (nor audit anything).
             updated = await db.fetchrow(sql, *params)
             if updated is None:
                 current = await _fetch_order(db, order_id)
@@ -249,10 +267,11 @@ class PostgresStore:
                     raise OrderNotFound(order_id)
                 raise StaleOrder(f"order {order_id} is at version {current.version}, not {expected_version}")
             if intent is not None:  # the intents' table: the order's row stays as the UPDATE returned it
-                await _upsert_intent(db, intent, now)
-            await _execute(db, _INSERT_AUDIT, audit_values)
+                await _upsert_intent(db, intent, now)  # raises, and so rolls the update back, if it cannot
             return decode(updated, statements.ORDER_COLUMNS, Order)
 
+        if intent is None:  # one statement: atomic without a transaction
+            return await self._one_statement(work)
         return await self._in_transaction(work, write=True)
 
     async def raise_amount_refunded(
@@ -272,7 +291,7 @@ class PostgresStore:
         return await self._in_transaction(work, write=True)
 
     async def list_payment_intents(self, order_id: str) -> list[PaymentIntentRecord]:
-        rows = await self._read_one(lambda db: db.fetch(_SELECT_INTENTS, order_id))
+        rows = await self._one_statement(lambda db: db.fetch(_SELECT_INTENTS, order_id))
         return [decode(found, statements.INTENT_COLUMNS, PaymentIntentRecord) for found in rows]
 
     # -- refunds -----------------------------------------------------------------------------------------------
@@ -293,7 +312,7 @@ class PostgresStore:
         return await self._in_transaction(work, write=True)
 
     async def list_refunds(self, order_id: str) -> list[Refund]:
-        rows = await self._read_one(lambda db: db.fetch(_SELECT_REFUNDS, order_id))
+        rows = await self._one_statement(lambda db: db.fetch(_SELECT_REFUNDS, order_id))
         return [decode(found, statements.REFUND_COLUMNS, Refund) for found in rows]
 
     # -- refund requests ---------------------------------------------------------------------------------------
@@ -330,11 +349,11 @@ class PostgresStore:
         return await self._in_transaction(work, write=True)
 
     async def get_refund_request(self, *, caller_key: str) -> RefundRequest | None:
-        found = await self._read_one(lambda db: db.fetchrow(_SELECT_REFUND_REQUEST_BY_KEY, caller_key))
+        found = await self._one_statement(lambda db: db.fetchrow(_SELECT_REFUND_REQUEST_BY_KEY, caller_key))
         return decode(found, statements.REFUND_REQUEST_COLUMNS, RefundRequest) if found is not None else None
 
     async def get_pending_refund_request(self, order_id: str) -> RefundRequest | None:
-        found = await self._read_one(lambda db: db.fetchrow(_SELECT_PENDING_REFUND_REQUEST, order_id))
+        found = await self._one_statement(lambda db: db.fetchrow(_SELECT_PENDING_REFUND_REQUEST, order_id))
         return decode(found, statements.REFUND_REQUEST_COLUMNS, RefundRequest) if found is not None else None
 
     async def finish_refund_request(
@@ -419,7 +438,7 @@ class PostgresStore:
     # -- customers ---------------------------------------------------------------------------------------------
 
     async def get_customer(self, email_hash: str) -> Customer | None:
-        found = await self._read_one(lambda db: db.fetchrow(_SELECT_CUSTOMER, email_hash))
+        found = await self._one_statement(lambda db: db.fetchrow(_SELECT_CUSTOMER, email_hash))
         return decode(found, statements.CUSTOMER_COLUMNS, Customer) if found is not None else None
 
     async def add_customer(self, customer: Customer) -> Customer:
@@ -446,7 +465,7 @@ class PostgresStore:
         return stored, stored.deliveries == 1
 
     async def get_webhook_event(self, event_id: str) -> WebhookEvent | None:
-        found = await self._read_one(lambda db: db.fetchrow(_SELECT_EVENT, event_id))
+        found = await self._one_statement(lambda db: db.fetchrow(_SELECT_EVENT, event_id))
         return decode(found, statements.EVENT_COLUMNS, WebhookEvent) if found is not None else None
 
     async def list_webhook_events(
@@ -469,7 +488,7 @@ class PostgresStore:
             statements.EVENT_COLUMNS,
             f"{condition}ORDER BY received_at DESC, id DESC LIMIT ${len(params)}",
         )
-        rows = await self._read_one(lambda db: db.fetch(sql, *params))
+        rows = await self._one_statement(lambda db: db.fetch(sql, *params))
         return [decode(found, statements.EVENT_COLUMNS, WebhookEvent) for found in rows]
 
     async def apply_webhook_event(
@@ -514,7 +533,7 @@ class PostgresStore:
     # -- maintenance -------------------------------------------------------------------------------------------
 
     async def get_maintenance(self) -> Maintenance:
-        rows = await self._read_one(lambda db: db.fetch(_SELECT_MAINTENANCE))
+        rows = await self._one_statement(lambda db: db.fetch(_SELECT_MAINTENANCE))
         return maintenance(rows)
 
     async def set_maintenance(self, enabled: bool, message: str, audit: AuditEntry) -> Maintenance:
@@ -558,7 +577,7 @@ class PostgresStore:
         sql, params = (
             (_SELECT_AUDIT, [limit]) if order_id is None else (_SELECT_AUDIT_OF_ORDER, [order_id, limit])
         )
-        rows = await self._read_one(lambda db: db.fetch(sql, *params))
+        rows = await self._one_statement(lambda db: db.fetch(sql, *params))
         return [audit_entry(found) for found in rows]
 
     # -- plumbing ----------------------------------------------------------------------------------------------
@@ -566,11 +585,12 @@ class PostgresStore:
     def _now(self) -> str:
         return js_iso(self._clock())
 
-    async def _read_one(self, work: Callable[[_Db], Awaitable[_T]]) -> _T:
-        """Run `work`, a read of ONE statement, on a pooled connection outside any explicit transaction: a single
-        statement sees one snapshot on its own, so BEGIN and COMMIT (two of its three round trips to the server,
-        which are most of the store's CPU cost here) would add nothing. Reads of several statements use
-        `_in_transaction(write=False)`, for one snapshot across them."""
+    async def _one_statement(self, work: Callable[[_Db], Awaitable[_T]]) -> _T:
+        """Run `work`, ONE statement, on a pooled connection outside any explicit transaction: a single statement
+        is atomic and sees one snapshot on its own, so BEGIN and COMMIT (two more round trips to the server, which
+        are most of what the store costs the event loop) would add nothing. (`work` may follow a write that changed
+        nothing with a read that needs no snapshot shared with it: the current row, for an error or the winner of
+        a race.) Work of several statements uses `_in_transaction`."""
         pool = self._pool
         if pool is None:
             raise StoreUnavailable("the store is closed")
