@@ -252,12 +252,14 @@ class PaymentService:
             raise _invalid(["amount"], problem)
         if request.metadata and RESERVED_METADATA in request.metadata:
             raise _invalid(["metadata", RESERVED_METADATA], "order_id is set by the gateway from orderId")
-        existing = await self._store.get_order(request.order_id)
-        if existing is not None:  # before anything is made at Stripe for it (a Customer)
-            await self._refuse_foreign(existing, actor, request.client_secret)
-        customer_id = (
-            await self._customer(request.customer, actor, request.order_id) if request.customer else None
-        )
+        customer_id = None
+        if request.customer:
+            existing = await self._store.get_order(request.order_id)
+            if existing is not None:  # before a Customer is made at Stripe for somebody else's order
+                await self._refuse_foreign(existing, actor, request.client_secret)
+            customer_id = await self._customer(request.customer, actor, request.order_id)
+        # Otherwise nothing is made at Stripe before `_open_intent`, whose create_order finds an existing order and
+        # refuses a foreign one first: a read here would be one more store round trip for every payment.
 
         for _ in range(CAS_ATTEMPTS):
             async with self._order_lock(request.order_id):
