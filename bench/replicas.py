@@ -70,6 +70,7 @@ from run import (
     BenchError,
     WrkResult,
     command_line,
+    command_output,
     machine,
     parse_wrk,
     rewrite_readme,
@@ -80,7 +81,7 @@ ROOT: Final = BENCH.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.support, when run as `python bench/replicas.py`
 
-from tests.support.gateway_process import GatewayProcess, gateway_process, signed_in_env  # noqa: E402
+from tests.support.gateway_process import GatewayProcess, gateway_process, replica_env  # noqa: E402
 from tests.support.nginx import LoadBalancer, load_balancer, nginx_binary  # noqa: E402
 from tests.support.postgres import postgres_schema, postgres_url  # noqa: E402
 from tests.support.stripe_emulator import StripeEmulator, start_emulator  # noqa: E402
@@ -132,21 +133,6 @@ class Deployment:
     database_url: str
     replicas: list[GatewayProcess]
     balancer: LoadBalancer
-
-
-def replica_env(database_url: str, emulator: StripeEmulator) -> dict[str, str]:
-    """As tests/e2e/test_replicas.py runs its replicas: the emulator as Stripe, nginx trusted, rate limits off."""
-    return signed_in_env(
-        DATABASE_URL=database_url,
-        STRIPE_SECRET_KEY=emulator.secret_key,
-        STRIPE_PUBLISHABLE_KEY=emulator.publishable_key,
-        STRIPE_WEBHOOK_SECRET=emulator.webhook_secret,
-        STRIPE_API_BASE=emulator.api_base,
-        STRIPE_MAX_NETWORK_RETRIES="0",
-        GATEWAY_TRUSTED_PROXIES="127.0.0.1/32",
-        GATEWAY_RATE_LIMIT_USER="0",
-        GATEWAY_RATE_LIMIT_CLIENT="0",
-    )
 
 
 @contextlib.contextmanager
@@ -571,15 +557,6 @@ def medians(runs: list[Measurement]) -> dict[str, dict[str, Any]]:
 # -- report ----------------------------------------------------------------------------------------------------
 
 
-def _output(command: list[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
-    except OSError:
-        return "missing"
-    text = (done.stdout or done.stderr).strip()
-    return text.splitlines()[0] if text else "?"
-
-
 async def _postgres_version() -> str:
     conn = await asyncpg.connect(postgres_url(), timeout=5)
     try:
@@ -595,8 +572,8 @@ def versions(runner: asyncio.Runner) -> dict[str, str]:
         found[package] = importlib.metadata.version(package)
     found["SQLite"] = sqlite3.sqlite_version
     found["PostgreSQL"] = runner.run(_postgres_version())
-    found["nginx"] = _output([nginx_binary(), "-v"]).removeprefix("nginx version: nginx/")
-    found["wrk"] = _output(["wrk", "--version"]).split(" [")[0].removeprefix("wrk ")
+    found["nginx"] = command_output([nginx_binary(), "-v"]).removeprefix("nginx version: nginx/")
+    found["wrk"] = command_output(["wrk", "--version"]).split(" [")[0].removeprefix("wrk ")
     return found
 
 

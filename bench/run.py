@@ -418,7 +418,7 @@ def checks(runs: dict[str, ServerRun], connections: int) -> list[Check]:
 # -- environment -----------------------------------------------------------------------------------------------
 
 
-def _output(command: list[str]) -> str:
+def command_output(command: list[str]) -> str:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
     except OSError:
@@ -482,7 +482,7 @@ class CpuMeter:
 
 def machine() -> dict[str, str]:
     return {
-        "nproc": _output(["nproc"]),
+        "nproc": command_output(["nproc"]),
         "cpu": _cpu_model(),
         "kernel": platform.release(),
         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -493,10 +493,10 @@ def versions() -> dict[str, str]:
     found = {"Python": platform.python_version()}
     for package in ("aiohttp", "msgspec", "loguru"):
         found[package] = importlib.metadata.version(package)
-    found["Node"] = _output(["node", "--version"])
+    found["Node"] = command_output(["node", "--version"])
     found["@trpc/server"] = _npm_version("@trpc/server")
     found["zod"] = _npm_version("zod")
-    found["wrk"] = _output(["wrk", "--version"]).split(" [")[0].removeprefix("wrk ")
+    found["wrk"] = command_output(["wrk", "--version"]).split(" [")[0].removeprefix("wrk ")
     return found
 
 

@@ -24,7 +24,7 @@ import pytest
 import stripe
 
 from gateway.store import PaymentStatus, Store, WebhookEventStatus, open_store
-from tests.support.gateway_process import GATEWAY, GatewayProcess, gateway_process, signed_in_env
+from tests.support.gateway_process import GATEWAY, GatewayProcess, gateway_process, replica_env
 from tests.support.nginx import UPSTREAM_HEADER, LoadBalancer, load_balancer, nginx_binary
 from tests.support.postgres import postgres_schema
 from tests.support.stripe_emulator import StripeEmulator
@@ -114,20 +114,6 @@ class Cluster:
         return replica.base_url.removeprefix("http://")
 
 
-def _replica_env(database_url: str, emulator: StripeEmulator) -> dict[str, str]:
-    return signed_in_env(
-        DATABASE_URL=database_url,
-        STRIPE_SECRET_KEY=emulator.secret_key,
-        STRIPE_PUBLISHABLE_KEY=emulator.publishable_key,
-        STRIPE_WEBHOOK_SECRET=emulator.webhook_secret,
-        STRIPE_API_BASE=emulator.api_base,
-        STRIPE_MAX_NETWORK_RETRIES="0",
-        GATEWAY_TRUSTED_PROXIES="127.0.0.1/32",
-        GATEWAY_RATE_LIMIT_USER="0",
-        GATEWAY_RATE_LIMIT_CLIENT="0",
-    )
-
-
 @contextlib.contextmanager
 def _replicas(tmp_path: Path, env: dict[str, str], count: int) -> Iterator[list[GatewayProcess]]:
     with contextlib.ExitStack() as stack:
@@ -153,7 +139,7 @@ async def cluster(fresh_stripe_emulator: StripeEmulator, tmp_path: Path) -> Asyn
             max_network_retries=0,
         )
         database_url = await stack.enter_async_context(postgres_schema())
-        env = _replica_env(database_url, emulator)
+        env = replica_env(database_url, emulator)
         replicas = stack.enter_context(_replicas(tmp_path, env, 2))
         ports = [int(replica.base_url.rsplit(":", 1)[1]) for replica in replicas]
         balancer = stack.enter_context(load_balancer(tmp_path / "nginx", ports))

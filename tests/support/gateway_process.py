@@ -27,6 +27,7 @@ from typing import Final
 import msgspec
 import pytest
 
+from tests.support.stripe_emulator import StripeEmulator
 from tests.support.tokens import TEST_JWT_SECRET, TEST_QR_SECRET
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "clean_env",
     "free_port",
     "gateway_process",
+    "replica_env",
     "signed_in_env",
 ]
 
@@ -80,6 +82,23 @@ def signed_in_env(**variables: str) -> dict[str, str]:
     """`clean_env()` with the tests' JWT_SECRET and QR_SECRET (tokens from `tests.support.tokens` are accepted),
     and `variables`."""
     return {**clean_env(), "JWT_SECRET": TEST_JWT_SECRET, "QR_SECRET": TEST_QR_SECRET, **variables}
+
+
+def replica_env(database_url: str, emulator: StripeEmulator) -> dict[str, str]:
+    """`signed_in_env()` for a replica behind a load balancer on this host, as tests/e2e/test_replicas.py and
+    bench/replicas.py run them: the store at `database_url`, `emulator` as Stripe (no emulator of its own),
+    127.0.0.1 trusted as its proxy, and the rate limits off (one test client makes every call)."""
+    return signed_in_env(
+        DATABASE_URL=database_url,
+        STRIPE_SECRET_KEY=emulator.secret_key,
+        STRIPE_PUBLISHABLE_KEY=emulator.publishable_key,
+        STRIPE_WEBHOOK_SECRET=emulator.webhook_secret,
+        STRIPE_API_BASE=emulator.api_base,
+        STRIPE_MAX_NETWORK_RETRIES="0",
+        GATEWAY_TRUSTED_PROXIES="127.0.0.1/32",
+        GATEWAY_RATE_LIMIT_USER="0",
+        GATEWAY_RATE_LIMIT_CLIENT="0",
+    )
 
 
 class EmulatorInfo(msgspec.Struct, frozen=True):
