@@ -1,10 +1,11 @@
 """The store's schema, as numbered migrations applied in order at start-up.
 
 Each migration runs in its own transaction together with the row that records it in `schema_migrations`, so a
-crash leaves the schema either before or after a migration, never half-way. A database migrated by a newer gateway
-is refused unless every migration beyond this gateway's declares that it may still run on it (additive migrations,
-`Migration.oldest_compatible`): that is what lets old and new replicas share a database during a rolling upgrade. Two processes starting together are
-fine: the version is read again inside the write transaction, and the second one finds the work done.
+crash leaves the schema either before or after a migration, never half-way. Two processes starting together are
+fine: the version is read again inside the write transaction, and the second one finds the work done. A database
+migrated by a newer gateway is refused unless every migration beyond this gateway's declares that it may still
+run on it (additive migrations, `Migration.oldest_compatible`): that is what lets old and new replicas share a
+database during a rolling upgrade.
 
 The SQL is kept to what PostgreSQL also accepts, so both backends run the same statements. Where they must differ
 (marked `PG:` below) a migration carries PostgreSQL's own statements, derived from SQLite's by a few exact, checked
