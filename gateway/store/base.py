@@ -42,7 +42,9 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
-    """The database cannot be reached or is busy past its timeout: a transient failure, worth a retry."""
+    """The database cannot be reached or is busy past its timeout: a transient failure, worth a retry. A write
+    that raised it may still have been committed (its answer was lost): retries decide again from what the store
+    then holds, as every caller's version checks and unique keys already make them."""
 
 
 class OrderNotFound(StoreError):

@@ -1,4 +1,5 @@
-"""The PostgreSQL backend of `Store`, on an asyncpg pool: one transaction per method, on one pooled connection.
+"""The PostgreSQL backend of `Store`, on an asyncpg pool: each method is one atomic unit of work on one pooled
+connection (a transaction, or a single statement, which is atomic on its own).
 
 Several gateway processes share the database, so nothing is decided in Python memory. What SQLite settles by having
 one writer at a time, PostgreSQL settles row by row, at READ COMMITTED:
@@ -12,7 +13,14 @@ one writer at a time, PostgreSQL settles row by row, at READ COMMITTED:
   the lock an UPDATE takes anyway, and unlike `FOR UPDATE` it lets foreign-key checks of new child rows through;
 - at most one pending refund request per order: the partial unique index.
 
-Reads run in a read-only REPEATABLE READ transaction: one snapshot for all their statements, as in SQLite.
+Reads of several statements run in a read-only REPEATABLE READ transaction (one snapshot for all of them, as in
+SQLite); reads of one statement, and the writes that are one statement (an order's write together with its audit
+line, as a data-modifying `WITH`), run without BEGIN and COMMIT. Round trips to the server are most of what the
+store costs the event loop (bench/README.md, "Payment flow"), so they are kept few: a new order is one.
+
+As with any database whose answer can be lost, a write interrupted by a timeout or a cancellation may have been
+committed (as in SQLite, whose transactions run on to the end on their thread): callers decide again from what
+the store then holds, and every write is safe to repeat (unique keys, version checks).
 
 Values are stored as in SQLite (times are the same ISO text, money BIGINT, bytes BYTEA), so both backends hold the
 same data. Connection trouble, timeouts and transient conflicts (deadlock, serialization) raise StoreUnavailable.
@@ -604,8 +612,9 @@ class PostgresStore:
 
     async def _in_transaction(self, work: Callable[[_Db], Awaitable[_T]], *, write: bool) -> _T:
         """Run `work` as one whole transaction on a pooled connection: committed if it returns, rolled back if it
-        raises (or is cancelled: asyncpg then rolls back, or discards the connection). Database errors come out as
-        StoreError / StoreUnavailable; the store's own errors (StaleOrder…) pass through, after the rollback."""
+        raises (or is cancelled before its COMMIT: asyncpg then rolls back, or discards the connection). Database
+        errors come out as StoreError / StoreUnavailable; the store's own errors (StaleOrder…) pass through, after
+        the rollback."""
         pool = self._pool
         if pool is None:
             raise StoreUnavailable("the store is closed")

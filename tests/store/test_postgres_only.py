@@ -7,19 +7,24 @@ import asyncio
 import re
 
 import asyncpg
+import msgspec
 import pytest
 
 from gateway.store import (
     OrderEffect,
     OrderUpdate,
     PaymentStatus,
+    StaleOrder,
     StoreError,
     StoreUnavailable,
     open_store,
+    statements,
 )
 from gateway.store.migrations import MIGRATIONS, Migration
 from gateway.store.postgres import PostgresStore
 from gateway.store.postgres_migrations import apply_postgres_migrations
+from gateway.store.rows import row
+from gateway.store.statements import numbered
 from tests.store.conftest import FakeClock
 from tests.store.test_store import ADDITIVE_FUTURE, BREAKING_FUTURE, ISO, audit, new_order, webhook_event
 from tests.support.postgres import postgres_schema
@@ -197,5 +202,86 @@ async def test_postgres_store_opened_without_migrating_checks_the_schema_and_cha
         try:
             assert store.applied_migrations == ()
             await store.ping()
+        finally:
+            await store.close()
+
+
+async def _holding(url: str, statement: str, *arguments: object) -> asyncpg.Connection[asyncpg.Record]:
+    """A connection of another process, in a transaction that has run `statement` and holds its row locks."""
+    connection = await asyncpg.connect(url)
+    await connection.execute("BEGIN")
+    await connection.execute(statement, *arguments)
+    return connection
+
+
+async def _waiting(task: asyncio.Task[object], url: str) -> None:
+    """Until `task`'s statement waits on a lock in the server (polled, with a deadline)."""
+    observer = await asyncpg.connect(url)
+    try:
+        async with asyncio.timeout(10):
+            while not await observer.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ):
+                assert not task.done(), task
+                await asyncio.sleep(0.01)  # the poll interval, bounded by the timeout above
+    finally:
+        await observer.close()
+
+
+@pytest.mark.parametrize("other_commits", [True, False])
+async def test_an_update_waiting_on_another_processes_update_decides_on_what_it_committed(
+    other_commits: bool,
+) -> None:
+    """Two processes update one order at once: the second waits for the first's row lock, then re-checks the
+    version. If the first committed, the second changes nothing (StaleOrder) and writes no audit line; if it
+    rolled back, the second applies, once."""
+    async with postgres_schema() as url:
+        store = await PostgresStore.open(url)
+        try:
+            await store.create_order(new_order(), audit("order.created"))
+            other = await _holding(
+                url, "UPDATE orders SET amount = 1700, version = version + 1 WHERE order_id = 'ord_1'"
+            )
+            update = asyncio.create_task(
+                store.update_order("ord_1", 1, OrderUpdate(amount=2000), audit("order.amount_changed"))
+            )
+            await _waiting(update, url)
+            await other.execute("COMMIT" if other_commits else "ROLLBACK")
+            await other.close()
+            if other_commits:
+                with pytest.raises(StaleOrder):
+                    await update
+                expected = (1700, ["order.created"])
+            else:
+                assert (await update).amount == 2000
+                expected = (2000, ["order.amount_changed", "order.created"])
+            order = await store.get_order("ord_1")
+            assert order is not None
+            assert (order.amount, [e.action for e in await store.list_audit()]) == expected
+        finally:
+            await store.close()
+
+
+@pytest.mark.parametrize("other_commits", [True, False])
+async def test_a_create_waiting_on_another_processes_insert_of_the_same_order(other_commits: bool) -> None:
+    """Two processes create one order at once: the second waits for the first's insert. If it committed, the
+    second creates nothing, audits nothing and returns the first's row; if it rolled back, the second creates it."""
+    async with postgres_schema() as url:
+        store = await PostgresStore.open(url)
+        try:
+            model, _ = await store.create_order(new_order("ord_model"), audit("order.created", "ord_model"))
+            theirs = msgspec.structs.replace(model, order_id="ord_1", owner="user:them")
+            insert = numbered(statements.INSERT_ORDER)
+            other = await _holding(url, insert, *row(theirs, statements.ORDER_COLUMNS))
+            create = asyncio.create_task(
+                store.create_order(new_order("ord_1"), audit("order.created", "ord_1"))
+            )
+            await _waiting(create, url)
+            await other.execute("COMMIT" if other_commits else "ROLLBACK")
+            await other.close()
+            order, created = await create
+            assert created is not other_commits
+            assert order.owner == ("user:them" if other_commits else new_order("ord_1").owner)
+            assert len(await store.list_audit(order_id="ord_1")) == (0 if other_commits else 1)
         finally:
             await store.close()

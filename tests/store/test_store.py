@@ -260,6 +260,27 @@ async def test_update_order_upserts_the_intent_by_id(store: Store) -> None:
     assert second.updated_at > first.updated_at
 
 
+async def test_an_order_write_and_its_audit_line_fail_together(store: Store) -> None:
+    """An order's write and its audit line are one unit (on PostgreSQL one statement): an audit line the database
+    refuses leaves no order row, and an order change it refuses leaves no audit line."""
+    unauditable = msgspec.structs.replace(audit("order.created"), actor=None)  # actor is NOT NULL
+    with pytest.raises(StoreError):
+        await store.create_order(new_order(), unauditable)
+    assert await store.get_order("ord_1") is None
+    assert await store.list_audit() == []
+
+    before, _ = await store.create_order(new_order(), audit("order.created"))
+    with pytest.raises(StoreError) as raised:
+        await store.update_order(
+            "ord_1", 1, OrderUpdate(amount=0), audit("order.amount_changed")
+        )  # CHECK > 0
+    assert not isinstance(raised.value, StaleOrder | OrderNotFound | StoreUnavailable)
+    with pytest.raises(StoreError):
+        await store.update_order("ord_1", 1, OrderUpdate(amount=2000), unauditable)
+    assert await store.get_order("ord_1") == before
+    assert [entry.action for entry in await store.list_audit()] == ["order.created"]
+
+
 async def test_update_order_failing_midway_leaves_no_trace(store: Store) -> None:
     """The order row is updated first; the intent row then violates a CHECK: all of it is rolled back."""
     before, _ = await store.create_order(new_order(), audit("order.created"))
