@@ -97,10 +97,18 @@ async def test_another_user_cannot_tell_an_order_from_a_missing_one(shop: Shop) 
     secret = created["result"]["data"]["clientSecret"]
     assert _error(await shop.status("order-a1", BOB, clientSecret=secret))[1] == "NOT_FOUND"
 
-    # Creating a payment for Alice's order id never hands Bob her PaymentIntent or client secret.
+    # Creating a payment for Alice's order id never hands Bob her PaymentIntent or client secret, and (with a
+    # customer) is refused before a Customer is made at Stripe for Bob on her order.
     status, body = await shop.create("order-a1", BOB)
     assert (status, body["error"]["data"]["code"]) == (409, "CONFLICT")
     assert secret not in msgspec.json.encode(body).decode()
+    status, body = await shop.create("order-a1", BOB, customer={"email": "bob@example.com"})
+    assert (status, body["error"]["data"]["code"]) == (409, "CONFLICT")
+    async with shop.http.get(
+        f"{shop.settings.stripe_api_base}/v1/customers",
+        headers={"Authorization": f"Bearer {shop.settings.stripe_secret_key}"},
+    ) as customers:
+        assert (await customers.json())["data"] == []
 
     order = await shop.store.get_order("order-a1")
     assert order is not None
