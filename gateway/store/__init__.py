@@ -95,10 +95,11 @@ def sqlite_path(database_url: str) -> Path:
     return Path(database_url.removeprefix(_SQLITE_PREFIX))
 
 
-async def open_store(database_url: str, *, migrate: bool = True) -> Store:
+async def open_store(database_url: str, *, migrate: bool = True, contract: bool = False) -> Store:
     """Open the store at `database_url` and migrate its schema: a PostgreSQL database (which must exist), or a
-    SQLite file (created, and its directory, if needed). With `migrate=False` (the operators' commands), the schema
-    is only checked: StoreError unless this gateway can run on it as it is.
+    SQLite file (created, and its directory, if needed). A contract migration (one older gateways cannot run on)
+    is applied to a database in use only with `contract=True` (`gateway db migrate`). With `migrate=False` (the
+    operators' commands), the schema is only checked: StoreError unless this gateway can run on it as it is.
 
     The caller closes it (`await store.close()`).
     """
@@ -106,9 +107,9 @@ async def open_store(database_url: str, *, migrate: bool = True) -> Store:
     if is_postgres_url(database_url):
         from gateway.store.postgres import PostgresStore
 
-        return await PostgresStore.open(database_url, migrate=migrate)
+        return await PostgresStore.open(database_url, migrate=migrate, contract=contract)
     path = sqlite_path(database_url)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     from gateway.store.sqlite import SqliteStore
 
-    return await SqliteStore.open(path, migrate=migrate)
+    return await SqliteStore.open(path, migrate=migrate, contract=contract)

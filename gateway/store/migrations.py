@@ -38,9 +38,12 @@ __all__ = [
     "apply_migrations",
     "check_schema",
     "check_versions",
+    "contract_migration_error",
+    "is_contract",
     "newer_schema_error",
     "older_schema_error",
     "record_statement",
+    "refuse_contract_migration",
     "refuse_unless_compatible",
     "schema_version",
 ]
@@ -350,6 +353,29 @@ def newer_schema_error(current: int, latest: int) -> StoreError:
     )
 
 
+def is_contract(migration: Migration) -> bool:
+    """A migration that older gateways cannot run on (no `oldest_compatible`), from the versions that record one:
+    the gateways' automatic migration at start-up never applies it to a database in use, since replicas of the
+    older version may still be running on it."""
+    return migration.version > COMPATIBILITY_VERSION and migration.oldest_compatible is None
+
+
+def contract_migration_error(migration: Migration) -> StoreError:
+    return StoreError(
+        f"migration {migration.version} ({migration.name}) changes the schema in a way older gateways cannot run"
+        " on, so it is never applied at start-up: stop every replica of the older version, then run"
+        " `gateway db migrate` (README: Rolling out a new version)"
+    )
+
+
+def refuse_contract_migration(migration: Migration, current: int, found: int, contract: bool) -> None:
+    """Raise `contract_migration_error` if `migration`, not yet applied at `current`, is a contract one, the
+    database was in use (at version `found` > 0 when this process first looked) and the caller did not ask for
+    contract migrations (`gateway db migrate` does)."""
+    if migration.version > current and is_contract(migration) and found > 0 and not contract:
+        raise contract_migration_error(migration)
+
+
 def older_schema_error(current: int, latest: int) -> StoreError:
     """Why an operator's command refuses a database this gateway has not migrated yet (commands never migrate)."""
     return StoreError(
@@ -389,9 +415,14 @@ async def schema_version(conn: aiosqlite.Connection) -> int:
 
 
 async def apply_migrations(
-    conn: aiosqlite.Connection, now: Callable[[], str], migrations: Sequence[Migration] = MIGRATIONS
+    conn: aiosqlite.Connection,
+    now: Callable[[], str],
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    contract: bool = False,
 ) -> list[int]:
-    """Bring the schema up to the last of `migrations`; returns the versions this call applied.
+    """Bring the schema up to the last of `migrations`; returns the versions this call applied. A contract
+    migration (`is_contract`) is applied to a database in use only with `contract=True`; otherwise StoreError.
 
     `conn` must be in autocommit mode (`isolation_level=None`): the transactions here are explicit. Raises
     StoreError if the database is at a version newer than the last known one, so an old binary never writes
@@ -399,14 +430,19 @@ async def apply_migrations(
     """
     latest = check_versions(migrations)
     applied: list[int] = []
+    found: int | None = (
+        None  # the version this process first found (0: a new database, which nobody uses yet)
+    )
     await _in_transaction(conn, [SCHEMA_MIGRATIONS_TABLE])
     for migration in migrations:
         try:
             await conn.execute("BEGIN IMMEDIATE")
             # Read inside the write transaction: another process may have applied it since we last looked.
             current = await schema_version(conn)
+            found = current if found is None else found
             if current > latest:
                 await _refuse_unless_compatible(conn, current, latest)
+            refuse_contract_migration(migration, current, found, contract)
             if migration.version <= current:
                 await conn.execute("ROLLBACK")
                 continue

@@ -159,11 +159,18 @@ class PostgresStore:
 
     @classmethod
     async def open(
-        cls, dsn: str, *, clock: Clock = utc_now, min_size: int = 1, max_size: int = 5, migrate: bool = True
+        cls,
+        dsn: str,
+        *,
+        clock: Clock = utc_now,
+        min_size: int = 1,
+        max_size: int = 5,
+        migrate: bool = True,
+        contract: bool = False,
     ) -> PostgresStore:
         """Connect a pool to `dsn` (`postgresql://user@host:port/database`; extra query parameters such as
-        `search_path` become the connections' server settings) and apply the migrations (or, with
-        `migrate=False`, only check that this gateway can run on its schema as it is)."""
+        `search_path` become the connections' server settings) and apply the migrations, contract ones only with
+        `contract=True` (or, with `migrate=False`, only check that this gateway can run on its schema as it is)."""
         try:
             pool = await asyncpg.create_pool(
                 dsn,
@@ -179,7 +186,9 @@ class PostgresStore:
             async with pool.acquire() as conn:
                 applied: list[int] = []
                 if migrate:
-                    applied = await apply_postgres_migrations(conn, lambda: js_iso(clock()))
+                    applied = await apply_postgres_migrations(
+                        conn, lambda: js_iso(clock()), contract=contract
+                    )
                 else:
                     await check_postgres_schema(conn)
         except BaseException as error:

@@ -27,6 +27,7 @@ from gateway.store.migrations import (
     newer_schema_error,
     older_schema_error,
     record_statement,
+    refuse_contract_migration,
     refuse_unless_compatible,
 )
 from gateway.store.statements import numbered
@@ -57,15 +58,23 @@ async def postgres_schema_version(conn: PgConnection) -> int:
 
 
 async def apply_postgres_migrations(
-    conn: PgConnection, now: Callable[[], str], migrations: Sequence[Migration] = MIGRATIONS
+    conn: PgConnection,
+    now: Callable[[], str],
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    contract: bool = False,
 ) -> list[int]:
-    """Bring the schema up to the last of `migrations`; returns the versions this call applied.
+    """Bring the schema up to the last of `migrations`; returns the versions this call applied. A contract
+    migration (`is_contract`) is applied to a database in use only with `contract=True`; otherwise StoreError.
 
     Raises StoreError if the database is at a version newer than the last known one. asyncpg errors are left to
     the caller to translate.
     """
     latest = check_versions(migrations)
     applied: list[int] = []
+    found: int | None = (
+        None  # the version this process first found (0: a new database, which nobody uses yet)
+    )
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
         await conn.execute(SCHEMA_MIGRATIONS_TABLE)
@@ -74,8 +83,10 @@ async def apply_postgres_migrations(
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
             # Read under the lock: another process may have applied it since we last looked.
             current = await postgres_schema_version(conn)
+            found = current if found is None else found
             if current > latest:
                 await _refuse_unless_compatible(conn, current, latest)
+            refuse_contract_migration(migration, current, found, contract)
             if migration.version <= current:
                 continue
             for statement in migration.statements_for("postgres"):

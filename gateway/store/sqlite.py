@@ -104,10 +104,16 @@ class SqliteStore:
 
     @classmethod
     async def open(
-        cls, path: str | os.PathLike[str], *, clock: Clock = utc_now, migrate: bool = True
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock = utc_now,
+        migrate: bool = True,
+        contract: bool = False,
     ) -> SqliteStore:
-        """Open (creating if needed) the database at `path`, set the pragmas and apply the migrations (or, with
-        `migrate=False`, only check that this gateway can run on its schema as it is)."""
+        """Open (creating if needed) the database at `path`, set the pragmas and apply the migrations, contract
+        ones only with `contract=True` (or, with `migrate=False`, only check that this gateway can run on its
+        schema as it is)."""
         try:
             # isolation_level=None: no implicit transactions; every BEGIN and COMMIT here is explicit.
             connection = await aiosqlite.connect(
@@ -121,7 +127,7 @@ class SqliteStore:
             await _enable_wal(connection)
             applied: list[int] = []
             if migrate:
-                applied = await apply_migrations(connection, lambda: js_iso(clock()))
+                applied = await apply_migrations(connection, lambda: js_iso(clock()), contract=contract)
             else:
                 await check_schema(connection)
         except BaseException as error:

@@ -20,13 +20,21 @@ from gateway.store import (
     open_store,
     statements,
 )
-from gateway.store.migrations import MIGRATIONS, Migration
+from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, Migration
 from gateway.store.postgres import PostgresStore
 from gateway.store.postgres_migrations import apply_postgres_migrations
 from gateway.store.rows import row
 from gateway.store.statements import numbered
 from tests.store.conftest import FakeClock
-from tests.store.test_store import ADDITIVE_FUTURE, BREAKING_FUTURE, ISO, audit, new_order, webhook_event
+from tests.store.test_store import (
+    ADDITIVE_FUTURE,
+    BREAKING_FUTURE,
+    CONTRACT_FUTURE,
+    ISO,
+    audit,
+    new_order,
+    webhook_event,
+)
 from tests.support.postgres import postgres_schema
 
 
@@ -285,3 +293,24 @@ async def test_a_create_waiting_on_another_processes_insert_of_the_same_order(ot
             assert len(await store.list_audit(order_id="ord_1")) == (0 if other_commits else 1)
         finally:
             await store.close()
+
+
+async def test_postgres_contract_migration_waits_for_an_explicit_migrate_on_a_database_in_use() -> None:
+    future = (*MIGRATIONS, CONTRACT_FUTURE)
+    async with postgres_schema() as url:
+        connection = await asyncpg.connect(url)
+        try:
+            assert await apply_postgres_migrations(connection, lambda: "x", future[:-1]) != []
+            with pytest.raises(StoreError, match=r"migration 6 .* stop every replica of the older version"):
+                await apply_postgres_migrations(connection, lambda: "x", future)
+            assert await connection.fetchval("SELECT MAX(version) FROM schema_migrations") == LATEST_VERSION
+            assert await apply_postgres_migrations(connection, lambda: "x", future, contract=True) == [6]
+        finally:
+            await connection.close()
+        async with postgres_schema() as fresh:
+            connection = await asyncpg.connect(fresh)
+            try:
+                applied = await apply_postgres_migrations(connection, lambda: "x", future)
+                assert applied == [m.version for m in future]  # a new database: nobody runs on it yet
+            finally:
+                await connection.close()

@@ -13,7 +13,7 @@ import pytest
 from gateway.store import Refund, StoreError, open_store, sqlite_path
 from gateway.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, apply_migrations, check_versions
 from gateway.store.sqlite import SqliteStore
-from tests.store.test_store import ADDITIVE_FUTURE, BREAKING_FUTURE, ISO, audit, new_order
+from tests.store.test_store import ADDITIVE_FUTURE, BREAKING_FUTURE, CONTRACT_FUTURE, ISO, audit, new_order
 
 
 async def test_sqlite_pragmas(database: Path) -> None:
@@ -196,3 +196,21 @@ def test_a_migration_cannot_claim_compatibility_with_itself_or_before_the_column
     with pytest.raises(ValueError, match="oldest_compatible must be below its version"):
         check_versions((Migration(1, "x", ("SELECT 1",), oldest_compatible=0),))
     assert check_versions((*MIGRATIONS, ADDITIVE_FUTURE, BREAKING_FUTURE)) == 7
+
+
+async def test_sqlite_contract_migration_waits_for_an_explicit_migrate_on_a_database_in_use(
+    database: Path,
+) -> None:
+    future = (*MIGRATIONS, CONTRACT_FUTURE)
+    await (await SqliteStore.open(database)).close()  # in use: at this version
+    async with aiosqlite.connect(database, isolation_level=None) as connection:
+        with pytest.raises(StoreError, match=r"migration 6 .* stop every replica of the older version"):
+            await apply_migrations(connection, lambda: "x", future)
+        assert max(version for version, _, _ in await _migration_rows(database)) == LATEST_VERSION
+        assert await apply_migrations(connection, lambda: "x", future, contract=True) == [6]
+
+
+async def test_sqlite_contract_migration_applies_at_once_to_a_new_database(database: Path) -> None:
+    async with aiosqlite.connect(database, isolation_level=None) as connection:
+        future = (*MIGRATIONS, CONTRACT_FUTURE)
+        assert await apply_migrations(connection, lambda: "x", future) == [m.version for m in future]

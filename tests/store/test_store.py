@@ -48,6 +48,11 @@ ADDITIVE_FUTURE = Migration(
     oldest_compatible=5,
 )
 """What a newer release may add while replicas of this one still run on the database (a rolling upgrade)."""
+CONTRACT_FUTURE = Migration(
+    6, "a newer gateway's contract migration", ("ALTER TABLE orders DROP COLUMN last_error",)
+)
+"""A newer release's migration that no older gateway can run on (no `oldest_compatible`): never applied at start-up
+to a database in use."""
 BREAKING_FUTURE = Migration(
     7, "a newer gateway's breaking migration", ("ALTER TABLE orders ADD COLUMN x TEXT",), oldest_compatible=6
 )
