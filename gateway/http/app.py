@@ -10,7 +10,8 @@ from aiohttp import web
 from loguru import logger
 
 from gateway.auth.guard import RATE_LIMITS, RateLimits
-from gateway.http.hygiene import add_response_headers
+from gateway.http.front_door import DIRECT_ROUTE
+from gateway.http.hygiene import secure_unobserved
 from gateway.http.observe import request_observer
 from gateway.http.protocol import GatewayRunner
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
@@ -81,8 +82,12 @@ def create_app(
     if opens_payment_services:
         app.cleanup_ctx.append(_payment_services(settings, services, metrics, health))
     route = TrpcRoute(TrpcResolver(registry, settings, metrics), services)
+    trpc = observed("trpc", route.handle)
     # `[\s\S]*`, not `.*`: a path may hold an encoded newline (`/trpc/%0A`), which still deserves a tRPC answer.
-    app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", observed("trpc", route.handle))
+    # The only route under the prefix, so the front door (`gateway_runner`) serves it without the router, which
+    # only ever sees the requests with an `Expect` header.
+    app.router.add_route("*", TRPC_PREFIX + r"{tail:[\s\S]*}", trpc)
+    app[DIRECT_ROUTE] = (TRPC_PREFIX, trpc)
     app.router.add_route(
         "*", RPC_PATH, observed("rpc", RpcRoute(registry, settings, metrics, services).handle)
     )
@@ -94,7 +99,7 @@ def create_app(
     # Every route goes through `observed`; this one stays last (it would shadow routes added after it), so that an
     # unknown path is still a 404 with a request id and a log line.
     app.router.add_route("*", r"/{tail:[\s\S]*}", observed("other", _not_found))
-    app.on_response_prepare.append(add_response_headers)  # every response: routes', errors, streams
+    app.on_response_prepare.append(secure_unobserved)  # what no route observed: aiohttp's `Expect` answers
     app.on_cleanup.append(_flush_log)
     return app
 

@@ -1,11 +1,12 @@
 """Headers every response carries: security headers, `Cache-Control: no-store`, HSTS over https, CORS.
 
 The request observer picks, per request, one of a few header sets prebuilt for its route (by scheme and, on the
-CORS routes, by allowed origin) and puts it on the request; `add_response_headers`, an `on_response_prepare`
-receiver, adds it to whatever response goes out: a route's, an error, a 404, and the JSONL streams /trpc prepares
-itself before the observer sees them. So a response costs one dict lookup and one `extend`, nothing computed.
-Responses aiohttp writes without a route (a malformed request line) get the static headers from the protocol
-(`gateway.http.protocol`).
+CORS routes, by allowed origin), puts it on the request and adds it to the response its route returns (or to the
+error it raises); a route that sends its head itself (the JSONL streams of /trpc) adds it with
+`add_before_prepare`. So a response costs one `extend`, nothing computed, and no `on_response_prepare` signal,
+whose coroutine per response aiohttp would otherwise run on every request. `secure_unobserved`, that signal's
+receiver, covers what no route observed (aiohttp's answer to an `Expect` header); responses aiohttp writes without a
+request (a malformed request line) get the static headers from the protocol (`gateway.http.protocol`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ __all__ = [
     "RESPONSE_HEADERS",
     "SECURITY_HEADERS",
     "RouteHeaders",
-    "add_response_headers",
+    "add_before_prepare",
+    "secure_unobserved",
 ]
 
 SECURITY_HEADERS: Final[dict[str, str]] = {
@@ -40,7 +42,7 @@ VARY_ORIGIN: Final[Mapping[str, str]] = {"vary": "Origin"}
 """Added as a header of its own, next to the route's `vary: trpc-accept, accept` (both apply)."""
 
 RESPONSE_HEADERS: Final = web.RequestKey("response_headers", dict[str, str])
-"""The headers `add_response_headers` adds to this request's response, chosen by the observer."""
+"""The header set of this request's response, chosen by the observer."""
 PREPARED_RESPONSE: Final = web.RequestKey("prepared_response", web.StreamResponse)
 """The response whose head went out: a handler that times out after that cannot be answered 408 any more."""
 
@@ -72,8 +74,14 @@ class RouteHeaders:
         return self._by_scheme[https]
 
 
-async def add_response_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: add the request's header set (the static one for a request no route observed), and
-    remember the response as the one started."""
-    response.headers.extend(request.get(RESPONSE_HEADERS) or SECURITY_HEADERS)
+def add_before_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """For a response its route sends itself: add the request's header set, and remember the response as the one
+    started (a handler timing out after that cannot be answered 408 any more)."""
+    response.headers.extend(request[RESPONSE_HEADERS])
     request[PREPARED_RESPONSE] = response
+
+
+async def secure_unobserved(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: the static headers on a response no route observed (the observer adds its own)."""
+    if RESPONSE_HEADERS not in request:
+        response.headers.extend(SECURITY_HEADERS)

@@ -191,7 +191,7 @@ def request_observer(
             request[_LOG] = log
             started = time.perf_counter()
             https = clients.resolve(request) == "https"
-            request[RESPONSE_HEADERS] = headers.choose(request, https)
+            response_headers = request[RESPONSE_HEADERS] = headers.choose(request, https)
             if is_payment_request(request.path):
                 log.emit(
                     "INFO",
@@ -203,7 +203,8 @@ def request_observer(
             task = asyncio.current_task() if limited else None
             response: web.StreamResponse
             if preflight is not None:
-                request[RESPONSE_HEADERS] = headers.plain(https)  # the preflight carries its own CORS headers
+                # The preflight carries its own CORS headers.
+                response_headers = request[RESPONSE_HEADERS] = headers.plain(https)
                 response = preflight
             elif (
                 task is not None
@@ -226,6 +227,7 @@ def request_observer(
                 try:
                     response = await handler(request)
                 except web.HTTPException as http_error:
+                    http_error.headers.extend(response_headers)
                     http_error.headers[REQUEST_ID_HEADER] = request_id
                     log_outcome(
                         route, request, request_id, http_error.status, http_error.content_length, started
@@ -266,9 +268,10 @@ def request_observer(
                         return started_response
                     response = web.Response(status=408, body=timeout_body, content_type="application/json")
             size: int | None
-            if response.prepared:  # streamed: the route named the request id before sending the head
+            if response.prepared:  # streamed: the route added the headers before sending the head
                 size = response.body_length
             else:
+                response.headers.extend(response_headers)
                 response.headers[REQUEST_ID_HEADER] = request_id
                 size = response.content_length
             log_outcome(route, request, request_id, response.status, size, started)

@@ -7,8 +7,8 @@ it, and stops it when the head completes. A head that arrives whole, as almost e
 starts a timer, so the hot path only pays a few attribute checks per read. When the timer fires the client gets a
 408 and the connection is closed.
 
-`GatewayRunner` is `web.AppRunner` serving connections with that handler; `gateway serve` and the tests' server
-use it.
+`GatewayRunner` is `web.AppRunner` serving connections with that handler, each request entering through the front
+door (`gateway.http.front_door`); `gateway serve` and the tests' server use it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from aiohttp.web_request import BaseRequest
 
 from gateway import codec
 from gateway.errors import ErrorCode
+from gateway.http.front_door import DIRECT_ROUTE, front_door
 from gateway.http.hygiene import SECURITY_HEADERS
 
 __all__ = ["GatewayRunner", "HeadTimeoutHandler"]
@@ -131,4 +132,7 @@ class GatewayRunner(web.AppRunner):
         server.__class__ = _GatewayServer
         assert isinstance(server, _GatewayServer)
         server.head_timeout = self._head_timeout
+        direct_route = self.app.get(DIRECT_ROUTE)
+        if direct_route is not None:
+            server.request_handler = front_door(server.request_handler, *direct_route)
         return server

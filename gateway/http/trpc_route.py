@@ -9,6 +9,7 @@ from loguru import logger
 
 from gateway.errors import ErrorCode, TRPCError
 from gateway.http.call_context import CallContextFactory
+from gateway.http.hygiene import add_before_prepare
 from gateway.http.limits import read_body
 from gateway.http.observe import REQUEST_ID_HEADER
 from gateway.services import Services
@@ -71,6 +72,7 @@ class TrpcRoute:
         stream = web.StreamResponse(status=result.status, headers=result.headers)
         stream.headers[REQUEST_ID_HEADER] = ctx.request_id
         stream.enable_chunked_encoding()
+        add_before_prepare(request, stream)
         await stream.prepare(request)
         try:
             async for chunk in result.stream:

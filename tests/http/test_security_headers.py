@@ -24,6 +24,8 @@ SECURITY = {
 def assert_secured(headers: Mapping[str, str] | CIMultiDictProxy[str], *, no_store: bool = True) -> None:
     for name, value in SECURITY.items():
         assert headers.get(name) == value, name
+        if isinstance(headers, CIMultiDictProxy):
+            assert headers.getall(name) == [value], name  # once: added by one hand only
     if no_store:
         assert headers.get("cache-control") == "no-store"
     assert "strict-transport-security" not in headers  # plain http
@@ -82,6 +84,50 @@ async def test_aiohttp_own_400_for_a_malformed_request_line_is_secured(gateway: 
     assert head.startswith("http/1.0 400 bad request")
     for name, value in SECURITY.items():
         assert f"{name}: {value.lower()}\r\n" in head
+
+
+async def _raw_exchange(gateway: RunningGateway, head: bytes, body: bytes) -> tuple[str, str]:
+    """Send `head`, read aiohttp's interim answer to its `Expect` header, send `body` if that was a 100, and return
+    (interim answer, final answer) as lowercase text."""
+    host, port = gateway.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head)
+        interim = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode("latin-1").lower()
+        if not interim.startswith("http/1.1 100"):
+            return interim, ""
+        writer.write(body)
+        final = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode("latin-1").lower()
+    finally:
+        writer.close()
+    return interim, final
+
+
+async def test_a_call_sent_with_expect_100_continue_is_answered_and_secured_once(
+    gateway: RunningGateway,
+) -> None:
+    """Such a request takes the router's path (its expect handler sends the 100), not the front door's: the answer
+    is the same, with each header once."""
+    body = b'{"a":1,"b":2}'
+    head = (
+        b"POST /trpc/add HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    interim, final = await _raw_exchange(gateway, head, body)
+    assert interim.startswith("http/1.1 100 continue")
+    assert final.startswith("http/1.1 200 ok")
+    for name, value in SECURITY.items():
+        assert final.count(f"\r\n{name}: ") == 1, name
+        assert f"\r\n{name}: {value.lower()}\r\n" in final
+    assert final.count("\r\nx-request-id: pay_") == 1
+
+
+async def test_aiohttp_own_417_for_an_unknown_expectation_is_secured(gateway: RunningGateway) -> None:
+    head = b"POST /trpc/add HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n"
+    interim, _ = await _raw_exchange(gateway, head, b"{}")
+    assert interim.startswith("http/1.1 417 expectation failed")
+    for name, value in SECURITY.items():
+        assert f"\r\n{name}: {value.lower()}\r\n" in interim
 
 
 async def test_hsts_only_when_a_trusted_proxy_says_the_client_used_https(http: aiohttp.ClientSession) -> None:

@@ -35,12 +35,16 @@ async def running_gateway(
     app = create_app(settings, router, services)
     requests: list[tuple[str, str]] = []
 
-    async def record(request: web.Request, _response: web.StreamResponse) -> None:
-        requests.append((request.method, request.raw_path))
-
-    app.on_response_prepare.append(record)
     runner = gateway_runner(app, settings)
     await runner.setup()
+    assert runner.server is not None
+    handle = runner.server.request_handler
+
+    async def record(request: web.BaseRequest) -> web.StreamResponse:
+        requests.append((request.method, request.raw_path))
+        return await handle(request)
+
+    runner.server.request_handler = record  # before the first connection: each takes the handler it finds
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
