@@ -52,6 +52,9 @@ _PAYMENT: Final = web.RequestKey("payment_request", bool)
 """Set by a route that finds out from the body that the request is a payment request (`/rpc`)."""
 _LOG: Final = web.RequestKey("request_log", BufferedLog)
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+_TRIPLES: Final = [a + b + c for a in _ALPHABET for b in _ALPHABET for c in _ALPHABET]
+"""Every 3-character base-36 string: a request id's suffix is three lookups, not nine divisions (1.9 to 0.9 µs)."""
+_TRIPLE_COUNT: Final = len(_TRIPLES)
 UNLIMITED_ROUTES: Final = frozenset({"metrics", "health"})
 """Routes outside the concurrency cap and the handler deadline: cheap, and what on-call reads during an overload."""
 CORS_ROUTES: Final = frozenset({"trpc", "rpc"})
@@ -76,12 +79,10 @@ _INTERNAL_ERROR_BODY: Final = _error_body("trpc", ErrorCode.INTERNAL_SERVER_ERRO
 
 def new_request_id() -> str:
     """`pay_<epoch ms>_<9 base-36 chars>`, like the seed's `pay_1705312200000_abc123def`."""
-    bits = random.getrandbits(47)
-    suffix = []
-    for _ in range(9):
-        bits, digit = divmod(bits, 36)
-        suffix.append(_ALPHABET[digit])
-    return f"pay_{time.time_ns() // 1_000_000}_{''.join(suffix)}"
+    bits = random.getrandbits(47)  # 36**9 is 1.0e14, 2**47 1.4e14: every suffix can occur
+    bits, first = divmod(bits, _TRIPLE_COUNT)
+    bits, second = divmod(bits, _TRIPLE_COUNT)
+    return f"pay_{time.time_ns() // 1_000_000}_{_TRIPLES[first]}{_TRIPLES[second]}{_TRIPLES[bits % _TRIPLE_COUNT]}"
 
 
 class StartLine(msgspec.Struct):
@@ -160,7 +161,8 @@ def request_observer(
             level = "DEBUG"  # probes and scrapes every few seconds would drown the lines that matter
         else:
             level = "INFO"
-        is_payment = is_payment_request(path) or request.get(_PAYMENT, False)
+        # Only /rpc learns from the body that a request is a payment request (`payment_request_started`).
+        is_payment = is_payment_request(path) or (route == "rpc" and request.get(_PAYMENT, False))
         event = ("payment_request" if is_payment else "http_request") + ("_error" if failed else "_completed")
         line = AccessLine(
             now_iso(),

@@ -104,6 +104,8 @@ class Metrics:
         self._minutes: dict[int, Figures] = {}
         self._minute_now = int(self.started_at // 60)
         self._current = self._minutes[self._minute_now] = Figures()
+        self._minute_span = (self._minute_now * 60.0, self._minute_now * 60.0 + 60.0)
+        """[start, end) of the current minute in clock seconds: the hot path's check is two comparisons."""
         self.stripe_consecutive_errors = 0
         self.last_payment_request_at: float | None = None
         """When a payment request last ended (any outcome): the seed summary's lastUpdated."""
@@ -118,9 +120,17 @@ class Metrics:
 
     def _minute(self) -> Figures:
         """This minute's figures: each observation is recorded once, here (a few µs per request matter)."""
-        minute = int(self._clock() // 60)
+        start, end = self._minute_span
+        now = self._clock()
+        if start <= now < end:
+            return self._current
+        return self._turn_to(int(now // 60))
+
+    def _turn_to(self, minute: int) -> Figures:
+        """Make `minute` the current one (any other minute than the current: the clock may also step back)."""
         if minute != self._minute_now:
             self._minute_now = minute
+            self._minute_span = (minute * 60.0, minute * 60.0 + 60.0)
             current = self._minutes.get(minute)
             if current is None:
                 current = self._minutes[minute] = Figures()
