@@ -99,7 +99,9 @@ class TrpcResolver:
         for proc in registry.procedures.values():
             self.metrics.declare_procedure(proc.path, proc.kind, TRANSPORTS)
         self.expose_stack = not settings.is_production
-        self._query_methods = ("GET", "POST") if settings.gateway_trpc_allow_method_override else ("GET",)
+        query_methods = ("GET", "POST") if settings.gateway_trpc_allow_method_override else ("GET",)
+        self._allowed_methods: dict[str, tuple[str, ...]] = {"query": query_methods, "mutation": ("POST",)}
+        """By procedure kind; any other kind than these: POST."""
 
     # -- entry point ---------------------------------------------------------------------------------------------
 
@@ -183,9 +185,6 @@ class TrpcResolver:
 
     # -- one call ------------------------------------------------------------------------------------------------
 
-    def _allowed_methods(self, proc: Procedure) -> tuple[str, ...]:
-        return self._query_methods if proc.kind == "query" else ("POST",)
-
     def _begin(
         self,
         index: int,
@@ -202,7 +201,7 @@ class TrpcResolver:
         if proc is None:
             error = TRPCError(ErrorCode.NOT_FOUND, f'No procedure found on path "{path}"')
             return CallResult(index, path, None, error=error, started=started, transport=transport)
-        allowed = self._allowed_methods(proc)
+        allowed = self._allowed_methods.get(proc.kind, ("POST",))
         if method not in allowed:
             error = TRPCError(
                 ErrorCode.METHOD_NOT_SUPPORTED,
@@ -222,7 +221,9 @@ class TrpcResolver:
             value = reader.read(index, proc.input) if proc.input is not None else None
             if not proc.is_async:
                 output = proc.invoke(ctx, value)
-                return CallResult(index, path, proc, output=output, started=started, transport=transport)
+                return CallResult(
+                    index, path, proc, output, None, None, started, time.perf_counter(), transport
+                )
         except Exception as exc:
             return self._failed(CallResult(index, path, proc, started=started, transport=transport), exc)
         return self._run(CallResult(index, path, proc, started=started, transport=transport), ctx, value)
