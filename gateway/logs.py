@@ -105,9 +105,11 @@ class BufferedLog:
         severity = _LEVELS[level]
         if severity < self._min_level:
             return
-        self._lines.append(_encoder.encode(line))
-        self._level = max(self._level, severity)
-        if severity > _INFO or len(self._lines) >= self._max_lines:
+        lines = self._lines
+        lines.append(_encoder.encode(line))
+        if severity > self._level:
+            self._level = severity
+        if severity > _INFO or len(lines) >= self._max_lines:
             self.flush()
         elif self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(self._max_delay, self.flush)

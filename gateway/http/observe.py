@@ -62,6 +62,15 @@ NO_STORE_ROUTES: Final = frozenset({"trpc", "rpc", "webhooks", "other"})
 """The metrics routes send `cache-control: no-store` themselves."""
 
 
+_EVENTS: Final = {
+    (False, False): "http_request_completed",
+    (False, True): "http_request_error",
+    (True, False): "payment_request_completed",
+    (True, True): "payment_request_error",
+}
+"""The access line's event by (payment request, failed)."""
+
+
 def _error_body(route: str, code: ErrorCode, message: str) -> bytes:
     """An error the observer answers itself, shaped as the route's clients expect (JSON-RPC on /rpc)."""
     error = {
@@ -163,7 +172,7 @@ def request_observer(
             level = "INFO"
         # Only /rpc learns from the body that a request is a payment request (`payment_request_started`).
         is_payment = is_payment_request(path) or (route == "rpc" and request.get(_PAYMENT, False))
-        event = ("payment_request" if is_payment else "http_request") + ("_error" if failed else "_completed")
+        event = _EVENTS[is_payment, failed]
         line = AccessLine(
             now_iso(),
             level,

@@ -169,10 +169,17 @@ class Metrics:
         _observe(self._minute().batch_sizes, transport, BATCH_BUCKETS, float(size))
 
     def http_request(self, route: str, status: int, seconds: float) -> None:
-        figures = self._minute()
+        # Every request comes here: written out as `procedure_call` is.
+        start, end = self._minute_span
+        now = self._clock()
+        figures = self._current if start <= now < end else self._turn_to(int(now // 60))
+        http = figures.http
         key = (route, str(status))
-        figures.http[key] = figures.http.get(key, 0) + 1
-        _observe(figures.http_seconds, route, DURATION_BUCKETS, seconds)
+        http[key] = http.get(key, 0) + 1
+        histogram = figures.http_seconds.get(route)
+        if histogram is None:
+            histogram = figures.http_seconds[route] = Histogram(DURATION_BUCKETS)
+        histogram.observe(seconds)
 
     def stripe_call(self, operation: str, outcome: str, seconds: float) -> None:
         """One call to Stripe ended: `ok` or a failure kind."""
