@@ -45,4 +45,3 @@ class CallContext:
     transport: str = "http"
     services: Services = field(default_factory=Services)
     """The application's services (payments, ...), shared by every request."""
-    extras: dict[str, object] = field(default_factory=dict)

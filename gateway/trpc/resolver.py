@@ -33,7 +33,8 @@ from gateway.trpc.transformers import JSON, Transformer
 
 __all__ = ["CallResult", "TrpcRequest", "TrpcResolver", "TrpcResponse"]
 
-JSON_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-accept, accept"}
+JSON_HEADERS: Final[Mapping[str, str]] = {"content-type": "application/json", "vary": "trpc-accept, accept"}
+"""Shared by the responses that add nothing to them: never changed in place."""
 V10_STREAM_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-batch-mode"}
 _NONE_TYPE: Final = type(None)
 _Call = typing.Union["CallResult", Coroutine[Any, Any, "CallResult"]]
@@ -66,7 +67,8 @@ class TrpcResponse:
     """A complete body, or a stream of lines for JSONL / v10 streaming (always status 200)."""
 
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
+    """Read only: may be a shared constant."""
     body: bytes = b""
     stream: AsyncGenerator[bytes, None] | None = None
 
@@ -170,12 +172,10 @@ class TrpcResolver:
             )
         if is_batch and len(paths) > settings.gateway_trpc_max_batch_size:
             raise TRPCError(ErrorCode.BAD_REQUEST, "Batch call exceeds maximum size", whole_request=True)
-        procedures = [self.registry.get(path) for path in paths]
-        kinds: list[str] = []
-        for proc in procedures:
-            if proc is not None and proc.kind not in kinds:
-                kinds.append(proc.kind)
-        if len(kinds) > 1:
+        find = self.registry.procedures.get
+        procedures = [find(path) for path in paths]
+        if len(procedures) > 1 and len({proc.kind for proc in procedures if proc is not None}) > 1:
+            kinds = list(dict.fromkeys(proc.kind for proc in procedures if proc is not None))  # as they come
             raise TRPCError(
                 ErrorCode.BAD_REQUEST,
                 f"Cannot mix procedure types in call: {', '.join(kinds)}",
@@ -326,24 +326,22 @@ class TrpcResolver:
         return 200 if result.error is None else result.error.code.http_status
 
     def _single_response(self, result: CallResult, transformer: Transformer) -> TrpcResponse:
-        headers = dict(JSON_HEADERS)
-        if result.extra_headers:
-            headers.update(result.extra_headers)
+        headers = {**JSON_HEADERS, **result.extra_headers} if result.extra_headers else JSON_HEADERS
         body = self._envelope(result, transformer)  # first: a failed encoding turns the call into an error
         return TrpcResponse(self._status(result), headers, body)
 
     def _batch_response(self, results: list[CallResult], transformer: Transformer) -> TrpcResponse:
-        headers = dict(JSON_HEADERS)
+        headers = JSON_HEADERS
         for result in results:
             if result.extra_headers:
-                headers.update(result.extra_headers)
+                headers = {**headers, **result.extra_headers}
         body = b"[" + b",".join(self._envelope(result, transformer) for result in results) + b"]"
         return TrpcResponse(response_status([self._status(r) for r in results]), headers, body)
 
     def _whole_request_error(self, error: TRPCError, transformer: Transformer) -> TrpcResponse:
         error.whole_request = True
         body = error_envelope(transformer, error_shape(error, None, expose_stack=self.expose_stack))
-        return TrpcResponse(error.code.http_status, dict(JSON_HEADERS), body)
+        return TrpcResponse(error.code.http_status, JSON_HEADERS, body)
 
     # -- streaming -----------------------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ _BUILTIN_TYPES: Final = (datetime.datetime,)
 
 def looks_like_superjson(raw: bytes | memoryview) -> bool:
     """True when a call's raw input is a superjson envelope as the client writes it."""
+    if isinstance(raw, bytes):  # a single call's input: compared in place
+        return raw.startswith(_SUPERJSON_PREFIX)
     return bytes(raw[:8]) == _SUPERJSON_PREFIX
 
 
