@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiohttp import web
 
 from gateway.auth.tokens import BearerAuth
@@ -14,6 +16,8 @@ from gateway.settings import Settings
 
 __all__ = ["CallContextFactory"]
 
+TRANSPORT: Final = "http"
+
 
 class CallContextFactory:
     """Built once per route with the application's settings and services."""
@@ -24,13 +28,17 @@ class CallContextFactory:
         self._auth = BearerAuth(settings)
 
     def __call__(self, request: web.Request) -> CallContext:
-        caller, token_problem = self._auth.caller_or_none(request.headers.get("authorization"))
+        headers = request.headers
+        caller, token_problem = self._auth.caller_or_none(headers.get("authorization"))
+        # Positional: matching seven keyword arguments costs as much as building the context (every request).
         return CallContext(
-            request_id=request[REQUEST_ID],
-            settings=self._settings,
-            services=self._services,
-            caller=caller,
-            token_problem=token_problem,
-            client=client_address(request),
-            client_secret=request.headers.get(CLIENT_SECRET_HEADER),
+            request[REQUEST_ID],
+            self._settings,
+            caller,
+            token_problem,
+            client_address(request),
+            headers.get(CLIENT_SECRET_HEADER),
+            None,  # connection_params: the resolver reads them
+            TRANSPORT,
+            self._services,
         )

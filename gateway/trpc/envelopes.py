@@ -38,12 +38,10 @@ def error_envelope(transformer: Transformer, shape: dict[str, object]) -> bytes:
     return b'{"error":' + transformer.error(shape) + b"}"
 
 
-def success_envelope(
-    transformer: Transformer, output: object, *, undefined: bool, has_datetime: bool
-) -> bytes:
+def success_envelope(transformer: Transformer, output: object, undefined: bool, has_datetime: bool) -> bytes:
     if undefined:
         return transformer.undefined_data
-    return b'{"result":{"data":' + transformer.data(output, has_datetime=has_datetime) + b"}}"
+    return b'{"result":{"data":' + transformer.data(output, has_datetime) + b"}}"
 
 
 def response_status(statuses: list[int]) -> int:

@@ -67,7 +67,6 @@ class InputReader:
     def __init__(
         self,
         raw: bytes | None,
-        *,
         is_batch: bool,
         mode: str,
         body_error: TRPCError | None = None,

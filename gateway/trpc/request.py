@@ -40,7 +40,7 @@ def _whole(code: ErrorCode, message: str) -> TRPCError:
     return TRPCError(code, message, whole_request=True)
 
 
-def parse_paths(raw_path: str, *, is_batch: bool) -> list[str]:
+def parse_paths(raw_path: str, is_batch: bool) -> list[str]:
     """Split the part of the URL path after the prefix into procedure paths.
 
     Like @trpc/server, the whole path is percent-decoded before splitting on `,` (so `a%2Cb` is a batch of two),

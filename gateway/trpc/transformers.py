@@ -39,7 +39,7 @@ class Transformer(Protocol):
         """Decode one call's raw input to builtins (msgspec.UNSET for undefined). Raises DecodeError/SuperjsonError."""
         ...
 
-    def data(self, output: object, *, has_datetime: bool) -> bytes:
+    def data(self, output: object, has_datetime: bool) -> bytes:
         """Encode a procedure's output as the value of `result.data`; `has_datetime` if it may hold datetimes."""
         ...
 
@@ -59,7 +59,7 @@ class _Json:
     def input_value(self, raw: bytes | memoryview) -> object:
         return codec.decode_any(raw)
 
-    def data(self, output: object, *, has_datetime: bool) -> bytes:
+    def data(self, output: object, has_datetime: bool) -> bytes:
         return codec.encode_js_dates(output) if has_datetime else codec.encode(output)
 
     def error(self, shape: dict[str, object]) -> bytes:
@@ -80,7 +80,7 @@ class _Superjson:
     def input_value(self, raw: bytes | memoryview) -> object:
         return superjson.deserialize(codec.decode_any(raw))
 
-    def data(self, output: object, *, has_datetime: bool) -> bytes:
+    def data(self, output: object, has_datetime: bool) -> bytes:
         return codec.encode(superjson.serialize(_builtins(output)))
 
     def error(self, shape: dict[str, object]) -> bytes:
