@@ -1,11 +1,19 @@
 """A histogram that answers both questions asked of it: Prometheus's cumulative buckets at fixed bounds, and
 percentiles (p50/p95/p99) for the JSON endpoints, from fine log-spaced buckets (each 10 % wider than the last, so a
-percentile is off by at most 10 %)."""
+percentile is off by at most 10 %).
+
+Observing is on the hot path (every request and every call of a batch), reading is not: so an observation only
+appends the value to a buffer, and values are put in their buckets a thousand at a time, sorted once, each bucket
+counted by one binary search into them: less than half the instructions of two binary searches and four updates
+per value (`bench/instructions.py`). A reader (or a full buffer) folds the buffer first, so every figure read is
+exact.
+"""
 
 from __future__ import annotations
 
-import bisect
 import math
+from array import array
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Final
 
@@ -17,30 +25,73 @@ FINE_BOUNDS: Final = tuple(
     _FINE_START * _FINE_FACTOR**i for i in range(int(math.log(4e9) / math.log(_FINE_FACTOR)) + 2)
 )
 """Upper bounds from 100 µs to beyond four days (webhook lag: Stripe retries for three), then +Inf: 234 buckets."""
+FOLD_EVERY: Final = 1024
+"""Values kept unbucketed at most (8 KiB per histogram)."""
+
+
+def _add_sorted(counts: list[int], bounds: Sequence[float], values: list[float]) -> None:
+    """Count sorted `values` into `counts`, one per bound (`value <= bound`, as Prometheus's `le`) and +Inf."""
+    below = 0
+    for i, bound in enumerate(bounds):
+        upto = bisect_right(values, bound, below)
+        if upto != below:
+            counts[i] += upto - below
+            below = upto
+        if below == len(values):
+            return
+    counts[-1] += len(values) - below
 
 
 class Histogram:
     """Observations of one series. Not thread-safe: the event loop owns it."""
 
-    __slots__ = ("bounds", "count", "counts", "fine", "max", "sum")
+    __slots__ = ("_count", "_max", "_pending", "_sum", "bounds", "counts", "fine")
 
     def __init__(self, bounds: Sequence[float] = ()) -> None:
         self.bounds = tuple(bounds)
         """Prometheus's `le` bounds (+Inf implied)."""
+        self._pending = array("d")
+        """Observed values not yet in `counts`, `fine` and the totals."""
         self.counts = [0] * (len(self.bounds) + 1)
-        """Observations per bound (not cumulative); the last is above every bound."""
+        """Observations per bound (not cumulative); the last is above every bound. Read after `_fold()`."""
         self.fine = [0] * (len(FINE_BOUNDS) + 1)
-        self.count = 0
-        self.sum = 0.0
-        self.max = 0.0
+        self._count = 0
+        self._sum = 0.0
+        self._max = 0.0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.fine[bisect.bisect_left(FINE_BOUNDS, value)] += 1
-        self.count += 1
-        self.sum += value
-        if value > self.max:
-            self.max = value
+        pending = self._pending
+        pending.append(value)
+        if len(pending) >= FOLD_EVERY:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Put the buffered values in their buckets and totals."""
+        pending = self._pending
+        if not pending:
+            return
+        values = sorted(pending)
+        _add_sorted(self.counts, self.bounds, values)
+        _add_sorted(self.fine, FINE_BOUNDS, values)
+        self._count += len(values)
+        self._sum += math.fsum(values)
+        self._max = max(self._max, values[-1])
+        del pending[:]
+
+    @property
+    def count(self) -> int:
+        self._fold()
+        return self._count
+
+    @property
+    def sum(self) -> float:
+        self._fold()
+        return self._sum
+
+    @property
+    def max(self) -> float:
+        self._fold()
+        return self._max
 
     def merge(self, other: Histogram, *, fine: bool = True) -> None:
         """Add `other`'s observations (same bounds) to this one; without `fine`, not its fine buckets (so no
@@ -49,18 +100,21 @@ class Histogram:
             raise ValueError(
                 f"cannot merge a histogram with bounds {other.bounds} into one with {self.bounds}"
             )
+        self._fold()
+        other._fold()
         for i, n in enumerate(other.counts):
             self.counts[i] += n
         if fine:
             for i, n in enumerate(other.fine):
                 if n:
                     self.fine[i] += n
-        self.count += other.count
-        self.sum += other.sum
-        self.max = max(self.max, other.max)
+        self._count += other._count
+        self._sum += other._sum
+        self._max = max(self._max, other._max)
 
     def cumulative(self) -> list[tuple[float, int]]:
         """(`le`, observations at or below it) for each bound and +Inf, as Prometheus exposes them."""
+        self._fold()
         result, total = [], 0
         for bound, n in zip((*self.bounds, math.inf), self.counts, strict=True):
             total += n
@@ -70,9 +124,10 @@ class Histogram:
     def quantile(self, q: float) -> float | None:
         """The value below which a fraction `q` of observations fall (the upper bound of its fine bucket, never
         above the largest observation); None without observations."""
-        if self.count == 0:
+        count = self.count  # folds the buffer
+        if count == 0:
             return None
-        rank = max(1, math.ceil(q * self.count))
+        rank = max(1, math.ceil(q * count))
         seen = 0
         for i, n in enumerate(self.fine):
             seen += n

@@ -3,13 +3,16 @@ Prometheus exposition. The endpoints themselves, with real traffic, are in tests
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+import random
 import re
 
 import pytest
 
 from gateway.metrics.catalogue import CATALOGUE, DURATION_BUCKETS
-from gateway.metrics.histogram import Histogram
+from gateway.metrics.histogram import FINE_BOUNDS, FOLD_EVERY, Histogram
 from gateway.metrics.prometheus import exposition
 from gateway.metrics.recorder import Metrics
 from gateway.metrics.reports import detailed_report, payment_summary
@@ -39,6 +42,42 @@ def test_histogram_buckets_are_cumulative_with_prometheus_le_semantics() -> None
 
     assert histogram.cumulative() == [(0.1, 2), (1.0, 4), (math.inf, 5)]  # a value equal to a bound is in it
     assert (histogram.count, round(histogram.sum, 9), histogram.max) == (5, 4.65, 3.0)
+
+
+def test_buffered_observations_land_in_the_same_buckets_as_one_by_one() -> None:
+    """Values are bucketed a buffer at a time: every figure must equal counting each value on its own (Prometheus's
+    `le`: a value on a bound is in it), whether read mid-buffer or after several folds."""
+    rng = random.Random(7)
+    values = [10 ** rng.uniform(-6, 6) for _ in range(FOLD_EVERY * 2 + 123)]
+    values += list(DURATION_BUCKETS) + list(FINE_BOUNDS[::7]) + [0.0, -1.0]
+    rng.shuffle(values)
+    histogram = Histogram(DURATION_BUCKETS)
+    for n, value in enumerate(values, 1):
+        histogram.observe(value)
+        if n in (5, FOLD_EVERY + 17):  # a reader in the middle folds early; later values still count
+            assert histogram.count == n
+
+    coarse = [0] * (len(DURATION_BUCKETS) + 1)
+    fine = [0] * (len(FINE_BOUNDS) + 1)
+    for value in values:
+        coarse[bisect.bisect_left(DURATION_BUCKETS, value)] += 1
+        fine[bisect.bisect_left(FINE_BOUNDS, value)] += 1
+    assert histogram.cumulative() == list(
+        zip((*DURATION_BUCKETS, math.inf), itertools.accumulate(coarse), strict=True)
+    )
+    assert histogram.fine == fine
+    assert (histogram.count, histogram.max) == (len(values), max(values))
+    assert histogram.sum == pytest.approx(math.fsum(values), rel=1e-12)
+
+
+def test_merging_folds_both_sides() -> None:
+    mine, theirs = Histogram((0.1, 1.0)), Histogram((0.1, 1.0))
+    mine.observe(0.05)
+    theirs.observe(0.5)
+    theirs.observe(2.0)
+    mine.merge(theirs)
+    assert mine.cumulative() == [(0.1, 1), (1.0, 2), (math.inf, 3)]
+    assert (mine.count, mine.max, round(mine.sum, 9)) == (3, 2.0, 2.55)
 
 
 @pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.99])
