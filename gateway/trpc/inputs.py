@@ -111,7 +111,7 @@ class InputReader:
                     self._batch_error = TRPCError(ErrorCode.BAD_REQUEST, _TOO_DEEP)
         return self._batch
 
-    def _raw_for(self, index: int) -> bytes | memoryview | None:
+    def _raw_for(self, index: int) -> bytes | msgspec.Raw | None:
         if self._body_error is not None:
             raise self._body_error
         if not self._is_batch:
@@ -120,8 +120,7 @@ class InputReader:
         if batch is None:
             assert self._batch_error is not None
             raise self._batch_error
-        raw = batch.get(str(index))
-        return memoryview(raw) if raw is not None else None
+        return batch.get(str(index))  # a Raw: msgspec decodes it as it is
 
     def read(self, index: int, spec: InputSpec) -> object:
         """The validated input of call `index`. Raises TRPCError(BAD_REQUEST) with issues when it is not valid."""
