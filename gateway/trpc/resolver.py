@@ -338,11 +338,16 @@ class TrpcResolver:
 
     def _batch_response(self, results: list[CallResult], transformer: Transformer) -> TrpcResponse:
         headers = JSON_HEADERS
-        for result in results:
+        envelopes: list[bytes] = []
+        statuses: list[int] = []
+        for result in results:  # one pass: per call, every step counts in a batch
             if result.extra_headers:
                 headers = {**headers, **result.extra_headers}
-        body = b"[" + b",".join(self._envelope(result, transformer) for result in results) + b"]"
-        return TrpcResponse(response_status([self._status(r) for r in results]), headers, body)
+            envelopes.append(
+                self._envelope(result, transformer)
+            )  # first: a failed encoding makes it an error
+            statuses.append(200 if result.error is None else result.error.code.http_status)
+        return TrpcResponse(response_status(statuses), headers, b"[" + b",".join(envelopes) + b"]")
 
     def _whole_request_error(self, error: TRPCError, transformer: Transformer) -> TrpcResponse:
         error.whole_request = True
