@@ -343,9 +343,8 @@ class TrpcResolver:
         for result in results:  # one pass: per call, every step counts in a batch
             if result.extra_headers:
                 headers = {**headers, **result.extra_headers}
-            envelopes.append(
-                self._envelope(result, transformer)
-            )  # first: a failed encoding makes it an error
+            # The envelope first: a failed encoding turns the call into an error, with its own status.
+            envelopes.append(self._envelope(result, transformer))
             statuses.append(200 if result.error is None else result.error.code.http_status)
         return TrpcResponse(response_status(statuses), headers, b"[" + b",".join(envelopes) + b"]")
 
