@@ -70,13 +70,20 @@ class Histogram:
         pending = self._pending
         if not pending:
             return
-        values = sorted(pending)
+        total = sum(pending)  # never raises: an overflow is inf, as adding one by one gave
+        if total == total:
+            values = sorted(pending)
+        else:  # a NaN among them (no duration is one): it would unsort the rest, so it is left out
+            values = sorted(value for value in pending if value == value)
+            total = sum(values)
+        del pending[:]  # first: nothing below can raise, but a value must never be counted twice
+        if not values:
+            return
         _add_sorted(self.counts, self.bounds, values)
         _add_sorted(self.fine, FINE_BOUNDS, values)
         self._count += len(values)
-        self._sum += math.fsum(values)
+        self._sum += total
         self._max = max(self._max, values[-1])
-        del pending[:]
 
     @property
     def count(self) -> int:

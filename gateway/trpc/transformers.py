@@ -35,7 +35,7 @@ class Transformer(Protocol):
     undefined_data: bytes
     """`result` for a procedure that returns nothing (JS `undefined`)."""
 
-    def input_value(self, raw: bytes | memoryview) -> object:
+    def input_value(self, raw: bytes | memoryview | msgspec.Raw) -> object:
         """Decode one call's raw input to builtins (msgspec.UNSET for undefined). Raises DecodeError/SuperjsonError."""
         ...
 
@@ -56,7 +56,7 @@ class _Json:
     name = "json"
     undefined_data = b'{"result":{}}'
 
-    def input_value(self, raw: bytes | memoryview) -> object:
+    def input_value(self, raw: bytes | memoryview | msgspec.Raw) -> object:
         return codec.decode_any(raw)
 
     def data(self, output: object, has_datetime: bool) -> bytes:
@@ -77,7 +77,7 @@ class _Superjson:
     name = "superjson"
     undefined_data = b'{"result":{"data":' + codec.encode(superjson.serialize(msgspec.UNSET)) + b"}}"
 
-    def input_value(self, raw: bytes | memoryview) -> object:
+    def input_value(self, raw: bytes | memoryview | msgspec.Raw) -> object:
         return superjson.deserialize(codec.decode_any(raw))
 
     def data(self, output: object, has_datetime: bool) -> bytes:

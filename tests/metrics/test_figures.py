@@ -70,6 +70,22 @@ def test_buffered_observations_land_in_the_same_buckets_as_one_by_one() -> None:
     assert histogram.sum == pytest.approx(math.fsum(values), rel=1e-12)
 
 
+def test_impossible_values_do_not_spoil_the_others() -> None:
+    """A NaN would unsort the buffer (every other value then miscounted); an overflowing sum must not raise on the
+    request path nor count the buffer twice."""
+    histogram = Histogram((0.1, 1.0))
+    for value in (0.3, math.nan, 0.001, 5.0, -1.0, 0.5, 0.002):
+        histogram.observe(value)
+    assert histogram.cumulative() == [(0.1, 3), (1.0, 5), (math.inf, 6)]
+    assert histogram.count == 6
+
+    huge = Histogram((0.1, 1.0))
+    huge.observe(1e308)
+    huge.observe(1e308)
+    assert (huge.count, huge.count, huge.sum) == (2, 2, math.inf)
+    assert huge.cumulative() == [(0.1, 0), (1.0, 0), (math.inf, 2)]
+
+
 def test_merging_folds_both_sides() -> None:
     mine, theirs = Histogram((0.1, 1.0)), Histogram((0.1, 1.0))
     mine.observe(0.05)
