@@ -65,6 +65,12 @@ class Histogram:
         if len(pending) >= FOLD_EVERY:
             self._fold()
 
+    def observe_all(self, values: Sequence[float]) -> None:
+        pending = self._pending
+        pending.extend(values)
+        if len(pending) >= FOLD_EVERY:
+            self._fold()
+
     def _fold(self) -> None:
         """Put the buffered values in their buckets and totals."""
         pending = self._pending

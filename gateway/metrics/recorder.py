@@ -9,7 +9,7 @@ scrape never waits for anything either.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, TypeVar
 
@@ -147,20 +147,26 @@ class Metrics:
 
     def procedure_call(self, procedure: str, kind: str, transport: str, code: str, seconds: float) -> None:
         """One call ended with `code` (OK or the tRPC error code) after `seconds`."""
+        self.procedure_calls(procedure, kind, transport, code, (seconds,))
+
+    def procedure_calls(
+        self, procedure: str, kind: str, transport: str, code: str, durations: Sequence[float]
+    ) -> None:
+        """Calls of one procedure that ended with the same code (a batch's, counted together), each after its
+        duration in seconds."""
         # Every call of every batch comes here: `_minute` and `_observe` are written out (8 % fewer instructions).
         start, end = self._minute_span
         now = self._clock()
         figures = self._current if start <= now < end else self._turn_to(int(now // 60))
         calls = figures.calls
         key = (procedure, kind, transport, code)
-        calls[key] = calls.get(key, 0) + 1
+        calls[key] = calls.get(key, 0) + len(durations)
         series = (procedure, kind, transport)
         histogram = figures.call_seconds.get(series)
         if histogram is None:
             histogram = figures.call_seconds[series] = Histogram(DURATION_BUCKETS)
-        histogram.observe(seconds)
+        histogram.observe_all(durations)
         if procedure.startswith(PAYMENT_PROCEDURE_PREFIX):
-            now = self._clock()
             self.last_payment_request_at = now
             if code == OK:
                 self.last_payment_request_ok_at = now

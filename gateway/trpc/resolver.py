@@ -268,10 +268,17 @@ class TrpcResolver:
     # -- encoding ------------------------------------------------------------------------------------------------
 
     def _envelope(self, result: CallResult, transformer: Transformer) -> bytes:
+        """The call's envelope, its outcome counted in the metrics."""
+        envelope = self._encoded(result, transformer)
+        self._count(result)
+        return envelope
+
+    def _encoded(self, result: CallResult, transformer: Transformer) -> bytes:
+        """The call's envelope; an output that cannot be encoded makes the call an error (counted as one)."""
         if result.error is None:
             proc = result.procedure
             try:
-                envelope = success_envelope(
+                return success_envelope(
                     transformer,
                     result.output,
                     _is_undefined(result),
@@ -279,29 +286,28 @@ class TrpcResolver:
                 )
             except Exception as exc:
                 result.error = self._unencodable_output(exc, result)
-            else:
-                if proc is None:  # pragma: no cover - only calls of known procedures succeed
-                    self._count(result)
-                else:  # `_count` written out: every call of every batch comes here
-                    self.metrics.procedure_call(
-                        proc.path, proc.kind, result.transport, OK, result.ended - result.started
-                    )
-                return envelope
-        self._count(result)
         return error_envelope(
             transformer, error_shape(result.error, result.path, expose_stack=self.expose_stack)
         )
 
     def _count(self, result: CallResult) -> None:
         """Into the metrics, once the call's outcome is final (its answer encoded)."""
-        proc = result.procedure
-        self.metrics.procedure_call(
-            proc.path if proc is not None else UNKNOWN_PROCEDURE,
-            proc.kind if proc is not None else UNKNOWN_PROCEDURE,
-            result.transport,
-            OK if result.error is None else result.error.code.name,
-            result.ended - result.started,
-        )
+        procedure, kind, transport, code = _series_and_code(result)
+        self.metrics.procedure_call(procedure, kind, transport, code, result.ended - result.started)
+
+    def _count_all(self, results: list[CallResult]) -> None:
+        """`_count` for a batch's calls, those of one procedure with one outcome together (one metrics update for
+        all ten calls of a batch of ten alike, not ten)."""
+        durations: dict[tuple[str, str, str, str], list[float]] = {}
+        for result in results:
+            key = _series_and_code(result)
+            same = durations.get(key)
+            if same is None:
+                durations[key] = [result.ended - result.started]
+            else:
+                same.append(result.ended - result.started)
+        for (procedure, kind, transport, code), seconds in durations.items():
+            self.metrics.procedure_calls(procedure, kind, transport, code, seconds)
 
     def _jsonl_line(self, result: CallResult, transformer: Transformer) -> bytes:
         try:
@@ -344,8 +350,9 @@ class TrpcResolver:
             if result.extra_headers:
                 headers = {**headers, **result.extra_headers}
             # The envelope first: a failed encoding turns the call into an error, with its own status.
-            envelopes.append(self._envelope(result, transformer))
+            envelopes.append(self._encoded(result, transformer))
             statuses.append(200 if result.error is None else result.error.code.http_status)
+        self._count_all(results)
         return TrpcResponse(response_status(statuses), headers, b"[" + b",".join(envelopes) + b"]")
 
     def _whole_request_error(self, error: TRPCError, transformer: Transformer) -> TrpcResponse:
@@ -401,6 +408,17 @@ def _as_finished(calls: list[_Call]) -> AsyncIterator[CallResult]:
     """Every call's result as it is ready: those decided without waiting first, then the async ones as they end."""
     ready = [call for call in calls if isinstance(call, CallResult)]
     return tasks.as_finished([call for call in calls if not isinstance(call, CallResult)], ready=ready)
+
+
+def _series_and_code(result: CallResult) -> tuple[str, str, str, str]:
+    """(procedure, kind, transport, code) of a call, as the metrics count it."""
+    proc = result.procedure
+    return (
+        proc.path if proc is not None else UNKNOWN_PROCEDURE,
+        proc.kind if proc is not None else UNKNOWN_PROCEDURE,
+        result.transport,
+        OK if result.error is None else result.error.code.name,
+    )
 
 
 def _is_undefined(result: CallResult) -> bool:

@@ -46,3 +46,23 @@ async def test_each_call_of_a_batch_is_timed_on_its_own() -> None:
     assert slow.max >= SLOW_SECONDS
     assert figures.calls[("unknown", "unknown", "http_batch", "NOT_FOUND")] == 1
     assert figures.batch_sizes["http_batch"].max == 3
+
+
+async def test_a_batchs_calls_are_counted_each_under_its_procedure_and_outcome() -> None:
+    """A batch's calls are recorded together, grouped by procedure and outcome: each still counts once, with its
+    own duration."""
+    async with running_gateway(Settings(), router()) as gateway, aiohttp.ClientSession() as http:
+        paths = "stripe.fast,stripe.slow,stripe.fast,stripe.nope,stripe.fast,stripe.nope"
+        async with http.get(gateway.trpc_url + f"/{paths}?batch=1&input=%7B%7D") as response:
+            assert response.status == 207
+        metrics = gateway.app[METRICS]
+        figures = metrics.since_start()
+
+    assert figures.calls[("stripe.fast", "query", "http_batch", "OK")] == 3
+    assert figures.calls[("stripe.slow", "query", "http_batch", "OK")] == 1
+    assert figures.calls[("unknown", "unknown", "http_batch", "NOT_FOUND")] == 2
+    fast = figures.call_seconds[("stripe.fast", "query", "http_batch")]
+    slow = figures.call_seconds[("stripe.slow", "query", "http_batch")]
+    assert (fast.count, slow.count) == (3, 1)
+    assert fast.max < SLOW_SECONDS / 3 <= SLOW_SECONDS <= slow.max
+    assert metrics.last_payment_request_ok_at is not None  # stripe.* calls are payment requests
