@@ -1,16 +1,19 @@
 """The gateway benchmark: the gateway, the bare aiohttp+msgspec ceiling and @trpc/server v11, in one run.
 
-    .venv/bin/python bench/run.py [--duration 10] [--connections 64] [--warmup 2]
+    .venv/bin/python bench/run.py [--rounds 3] [--duration 5] [--connections 64] [--warmup 2]
 
-For each server in turn: start it pinned to core 0, wait until it answers, check every route's response body, then
-for each scenario warm up and measure with `wrk -t1` pinned to core 1, and stop the server. Then compare, rewrite
-the results section of bench/README.md (between `<!-- results:start -->` and `<!-- results:end -->`) and write
-the raw numbers to bench/results/latest.json. Any wrong body, non-2xx response or socket error fails the run.
+Start every server pinned to core 0, wait until each answers and check every route's response body; then, round
+after round, for each scenario and each server in turn, warm up and measure with `wrk -t1` pinned to core 1; check
+the bodies again and stop the servers. Then compare (per server and scenario the median round; each ratio the
+median of the rounds' ratios), rewrite the results section of bench/README.md (between `<!-- results:start -->`
+and `<!-- results:end -->`) and write the raw numbers to bench/results/latest.json. Any wrong body, non-2xx
+response or socket error fails the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import http.client
 import importlib.metadata
@@ -22,6 +25,7 @@ import resource
 import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -45,6 +49,12 @@ STOP_TIMEOUT: Final = 15.0
 P99_TARGET_MS: Final = 10.0
 P99_TARGET_CONNECTIONS: Final = 64
 DEFAULT_DURATION: Final = 10
+"""Seconds per measurement of the other benchmarks (bench/webhooks.py, bench/replicas.py)."""
+ROUND_DURATION: Final = 5
+"""Seconds per measurement here, in each of several rounds."""
+MIN_MEASURED_SECONDS: Final = 10
+WRK_TIMEOUT_SECONDS: Final = 30
+"""Below this many seconds measured per scenario and server (all rounds), the results are for orientation only."""
 NOISE_LIMIT: Final = 0.05
 """Above this share of the CPU used by other processes during the run, the results are flagged as noisy."""
 
@@ -294,6 +304,9 @@ def run_wrk(port: int, scenario: Scenario, duration: int, connections: int) -> W
         "-t1",
         f"-c{connections}",
         f"-d{duration}s",
+        # wrk's default 2 s would count a slower answer as a socket error (failing the run) and leave it out of the
+        # latencies; a server that stalls that long (the peer's collector, on a slow day) is slow, not broken.
+        f"--timeout={WRK_TIMEOUT_SECONDS}s",
         "--latency",
     ]
     if scenario.lua is not None:
@@ -316,12 +329,21 @@ def run_wrk(port: int, scenario: Scenario, duration: int, connections: int) -> W
 
 @dataclass
 class ServerRun:
-    scenarios: dict[str, WrkResult]
+    rounds: dict[str, list[WrkResult]]
+    """Per scenario, the measurement of each round, in order."""
     ready_seconds: float
-    requests_sent: int
-    """Every request wrk completed (warm-up included) plus the verification requests."""
-    stdout_lines: int
-    stdout_bytes: int
+    requests_sent: int = 0
+    """Every request wrk completed (warm-ups included) plus the verification requests."""
+    stdout_lines: int = 0
+    stdout_bytes: int = 0
+
+    @property
+    def scenarios(self) -> dict[str, WrkResult]:
+        """Per scenario, the round with the median req/s (its latencies go with it)."""
+        return {
+            key: sorted(results, key=lambda r: r.requests_per_second)[(len(results) - 1) // 2]
+            for key, results in self.rounds.items()
+        }
 
 
 def _count_lines(path: Path) -> int:
@@ -332,32 +354,45 @@ def _count_lines(path: Path) -> int:
     return lines
 
 
-def bench_server(server: Server, args: argparse.Namespace) -> ServerRun:
-    stdout_path = RESULTS / f"{server.key}.stdout.log"
-    stderr_path = RESULTS / f"{server.key}.stderr.log"
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        running = start(server, stdout, stderr, stdout_path, stderr_path)
-        try:
-            ready = wait_ready(running)
-            verify(running)
-            sent = 1 + len(SCENARIOS)
-            results: dict[str, WrkResult] = {}
+def bench_servers(servers: list[Server], args: argparse.Namespace) -> dict[str, ServerRun]:
+    """Start every server (all on core 0: one idles while another is measured), then measure them in turn, round
+    after round: the machine's speed drifts by tens of percent within minutes here, and servers measured seconds
+    apart, several times over, see the same drift, where servers measured one after the other for minutes do not."""
+    with contextlib.ExitStack() as stack:
+        running: dict[str, Running] = {}
+        runs: dict[str, ServerRun] = {}
+        for server in servers:
+            stdout_path = RESULTS / f"{server.key}.stdout.log"
+            stderr_path = RESULTS / f"{server.key}.stderr.log"
+            stdout = stack.enter_context(stdout_path.open("wb"))
+            stderr = stack.enter_context(stderr_path.open("wb"))
+            started = running[server.key] = start(server, stdout, stderr, stdout_path, stderr_path)
+            stack.callback(stop, started)
+        for server in servers:
+            runs[server.key] = ServerRun({s.key: [] for s in SCENARIOS}, wait_ready(running[server.key]))
+            verify(running[server.key])
+            runs[server.key].requests_sent = 1 + len(SCENARIOS)
+        for round_number in range(1, args.rounds + 1):
             for scenario in SCENARIOS:
-                say(f"{server.key}: {scenario.key}: warm-up {args.warmup} s, then {args.duration} s")
-                if args.warmup > 0:
-                    sent += run_wrk(running.port, scenario, args.warmup, args.connections).requests
-                result = run_wrk(running.port, scenario, args.duration, args.connections)
-                sent += result.requests
-                results[scenario.key] = result
-                say(
-                    f"{server.key}: {scenario.key}: {result.requests_per_second:,.0f} req/s, "
-                    f"p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms"
-                )
-            verify(running)  # still right after the load
-            sent += len(SCENARIOS)
-        finally:
-            stop(running)
-    return ServerRun(results, ready, sent, _count_lines(stdout_path), stdout_path.stat().st_size)
+                for server in servers:
+                    port, run = running[server.key].port, runs[server.key]
+                    if args.warmup > 0:
+                        run.requests_sent += run_wrk(port, scenario, args.warmup, args.connections).requests
+                    result = run_wrk(port, scenario, args.duration, args.connections)
+                    run.requests_sent += result.requests
+                    run.rounds[scenario.key].append(result)
+                    say(
+                        f"round {round_number}/{args.rounds}: {server.key}: {scenario.key}: "
+                        f"{result.requests_per_second:,.0f} req/s, p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms"
+                    )
+        for server in servers:
+            verify(running[server.key])  # still right after the load
+            runs[server.key].requests_sent += len(SCENARIOS)
+    for server in servers:  # the servers have stopped: their logs are complete
+        stdout_path = RESULTS / f"{server.key}.stdout.log"
+        runs[server.key].stdout_lines = _count_lines(stdout_path)
+        runs[server.key].stdout_bytes = stdout_path.stat().st_size
+    return runs
 
 
 # -- comparison ------------------------------------------------------------------------------------------------
@@ -380,12 +415,11 @@ RATIO_TARGETS: Final = (
 
 
 def ratio(runs: dict[str, ServerRun], scenario: str, other: str) -> float | None:
+    """The median over rounds of the gateway's req/s over `other`'s in the same round."""
     if "gateway" not in runs or other not in runs:
         return None
-    return (
-        runs["gateway"].scenarios[scenario].requests_per_second
-        / runs[other].scenarios[scenario].requests_per_second
-    )
+    pairs = zip(runs["gateway"].rounds[scenario], runs[other].rounds[scenario], strict=True)
+    return statistics.median(mine.requests_per_second / theirs.requests_per_second for mine, theirs in pairs)
 
 
 def checks(runs: dict[str, ServerRun], connections: int) -> list[Check]:
@@ -542,8 +576,10 @@ def render(report: dict[str, Any], runs: dict[str, ServerRun], found: list[Check
         "",
         f"- date: {report['date']}",
         f"- command: `{report['command']}` (from the repository root)",
-        f"- load: {report['duration_s']:g} s per scenario after a {report['warmup_s']:g} s warm-up, "
-        f"{report['connections']} connections, `wrk -t1` on core {CLIENT_CORE}, server on core {SERVER_CORE}",
+        f"- load: {report['rounds']} rounds, servers alternating; in each, {report['duration_s']:g} s per scenario "
+        f"and server after a {report['warmup_s']:g} s warm-up, {report['connections']} connections, `wrk -t1` on "
+        f"core {CLIENT_CORE}, servers on core {SERVER_CORE}; tables show each server's median round, ratios the "
+        "median of the rounds' ratios",
         f"- machine: `nproc` = {report['machine']['nproc']}, {report['machine']['cpu']}, "
         f"Linux {report['machine']['kernel']}, load average at start {report['machine']['load_average_at_start']}",
         "- versions: " + ", ".join(f"{name} {version}" for name, version in report["versions"].items()),
@@ -557,8 +593,8 @@ def render(report: dict[str, Any], runs: dict[str, ServerRun], found: list[Check
             f"written to bench/results/gateway.stdout.log for {gateway.requests_sent:,} requests"
         )
     caveats = []
-    if report["duration_s"] < DEFAULT_DURATION:
-        caveats.append(f"a short run ({report['duration_s']} s per scenario)")
+    if report["duration_s"] * report["rounds"] < MIN_MEASURED_SECONDS:
+        caveats.append(f"a short run ({report['duration_s'] * report['rounds']} s per scenario and server)")
     if report["other_processes_cpu_share"] > NOISE_LIMIT:
         caveats.append("a busy machine")
     if caveats:
@@ -608,10 +644,18 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--duration", type=int, default=DEFAULT_DURATION, help="seconds measured per scenario (default 10)"
+        "--duration",
+        type=int,
+        default=ROUND_DURATION,
+        help=f"seconds measured per scenario, server and round (default {ROUND_DURATION})",
     )
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per scenario (default 2)")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="seconds of warm-up before each measurement (default 2)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of measurements, servers alternating (default 3)"
+    )
     parser.add_argument(
         "--servers",
         default=",".join(s.key for s in SERVERS),
@@ -630,13 +674,14 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": command_line(),
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "warmup_s": args.warmup,
             "connections": args.connections,
             "machine": machine(),
             "versions": versions(),
         }
         meter = CpuMeter()
-        runs = {server.key: bench_server(server, args) for server in servers}
+        runs = bench_servers(servers, args)
         report["other_processes_cpu_share"] = round(meter.others_share(), 3)
     except BenchError as error:
         say(f"failed: {error}")
