@@ -19,15 +19,12 @@ from gateway.http.setting_lists import parse_trusted_proxies
 
 __all__ = [
     "CLIENT_ADDRESS",
-    "CLIENT_SCHEME",
     "ClientResolver",
     "client_address",
 ]
 
 CLIENT_ADDRESS: Final = web.RequestKey("client_address", str)
 """Set once per request by the request observer (trusted proxies applied); rate limits and logs read it."""
-CLIENT_SCHEME: Final = web.RequestKey("client_scheme", str)
-"""`https` or `http`, as the client used it (trusted proxies applied): HSTS is sent on https only."""
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -68,7 +65,7 @@ def _unmapped(address: Address) -> Address:
 
 
 class ClientResolver:
-    """Sets CLIENT_ADDRESS and CLIENT_SCHEME on a request; the trusted networks are parsed once, at start-up."""
+    """Sets CLIENT_ADDRESS on a request and tells its scheme; the trusted networks are parsed once, at start-up."""
 
     def __init__(self, trusted_proxies: str) -> None:
         self._trusted = parse_trusted_proxies(trusted_proxies)
@@ -78,7 +75,8 @@ class ClientResolver:
         return any(address in network for network in self._trusted)
 
     def resolve(self, request: web.Request) -> str:
-        """Establish the request's client address and scheme (once, before its handler runs); the scheme."""
+        """Establish the request's client address (once, before its handler runs); the scheme the client used
+        (the observer picks the response headers by it: HSTS on https only)."""
         peer = request.remote or ""
         scheme = request.scheme
         if self._trusted:
@@ -87,7 +85,6 @@ class ClientResolver:
                 peer = self._forwarded_for(request, peer)
                 scheme = self._forwarded_proto(request, scheme)
         request[CLIENT_ADDRESS] = peer
-        request[CLIENT_SCHEME] = scheme
         return scheme
 
     def _forwarded_for(self, request: web.Request, peer: str) -> str:

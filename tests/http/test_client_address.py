@@ -11,7 +11,7 @@ from multidict import CIMultiDict
 
 from gateway.auth.access import PUBLIC
 from gateway.context import CallContext
-from gateway.http.client_address import CLIENT_ADDRESS, CLIENT_SCHEME, ClientResolver
+from gateway.http.client_address import CLIENT_ADDRESS, ClientResolver
 from gateway.registry import Router
 from gateway.settings import ConfigurationError, Settings, load_settings
 from tests.support.server import running_gateway
@@ -25,8 +25,8 @@ def resolved(peer: str, headers: list[tuple[str, str]], proxies: str = PROXIES) 
         (peer, 4711) if name == "peername" else default
     )
     request = make_mocked_request("GET", "/trpc/x", headers=CIMultiDict(headers), transport=transport)
-    ClientResolver(proxies).resolve(request)
-    return request[CLIENT_ADDRESS], request[CLIENT_SCHEME]
+    scheme = ClientResolver(proxies).resolve(request)
+    return request[CLIENT_ADDRESS], scheme
 
 
 @pytest.mark.parametrize(
