@@ -419,9 +419,9 @@ MIGRATE_HELP: Final = """\
 Brings the database at DATABASE_URL to this gateway's schema and exits: what `gateway serve` does as it starts,
 as a step of its own (before a rolling upgrade, say), and the only way a contract migration (one that older
 gateways cannot run on) is applied to a database in use: stop the older replicas first. Migrations run one
-process at a time, each in one transaction; running it again does nothing. A database migrated by a newer gateway is left as it is, and refused
-unless every newer migration declares that this gateway can run on it. Exit codes: 0 done (or nothing to do),
-2 configuration or store error.
+process at a time, each in one transaction; running it again does nothing. A database migrated by a newer
+gateway is left as it is, and refused unless every newer migration declares that this gateway can run on it.
+Exit codes: 0 done (or nothing to do), 2 configuration or store error.
 """
 
 

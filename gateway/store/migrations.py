@@ -430,9 +430,8 @@ async def apply_migrations(
     """
     latest = check_versions(migrations)
     applied: list[int] = []
-    found: int | None = (
-        None  # the version this process first found (0: a new database, which nobody uses yet)
-    )
+    # The version this process first found (0: a new database, which nobody uses yet).
+    found: int | None = None
     await _in_transaction(conn, [SCHEMA_MIGRATIONS_TABLE])
     for migration in migrations:
         try:

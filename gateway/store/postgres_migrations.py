@@ -72,9 +72,8 @@ async def apply_postgres_migrations(
     """
     latest = check_versions(migrations)
     applied: list[int] = []
-    found: int | None = (
-        None  # the version this process first found (0: a new database, which nobody uses yet)
-    )
+    # The version this process first found (0: a new database, which nobody uses yet).
+    found: int | None = None
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
         await conn.execute(SCHEMA_MIGRATIONS_TABLE)

@@ -29,16 +29,14 @@ from typing import Final
 
 import pytest
 
-from tests.support.gateway_process import free_port
+from tests.support.gateway_process import HEALTH_PATH, POLL_SECONDS, free_port
 
 __all__ = ["UPSTREAM_HEADER", "LoadBalancer", "load_balancer", "nginx_binary"]
 
 UPSTREAM_HEADER: Final = "X-Upstream"
 READY_SECONDS: Final = 15.0
-POLL_SECONDS: Final = 0.05
 STOP_SECONDS: Final = 10.0
 START_ATTEMPTS: Final = 3
-HEALTH_PATH: Final = "/metrics/payments/health"
 
 
 def nginx_binary() -> str:
