@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import msgspec
 
 from gateway.services import Services
 from gateway.settings import Settings
@@ -26,9 +28,9 @@ class Caller:
         return role in self.roles or "admin" in self.roles
 
 
-@dataclass(slots=True)
-class CallContext:
-    """Per-request context, shared by every call of a batch (like tRPC's `createContext`)."""
+class CallContext(msgspec.Struct):
+    """Per-request context, shared by every call of a batch (like tRPC's `createContext`). A msgspec Struct, not a
+    dataclass: built in C on every request, for half the instructions."""
 
     request_id: str
     settings: Settings
@@ -43,5 +45,5 @@ class CallContext:
     and CDNs' access logs). An input's `clientSecret` field wins over it."""
     connection_params: dict[str, str] | None = None
     transport: str = "http"
-    services: Services = field(default_factory=Services)
+    services: Services = msgspec.field(default_factory=Services)
     """The application's services (payments, ...), shared by every request."""

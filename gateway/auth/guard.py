@@ -20,7 +20,7 @@ from gateway.registry import Procedure
 from gateway.services import ServiceKey
 from gateway.settings import Settings
 
-__all__ = ["RATE_LIMITS", "RateLimits", "admit", "check_access", "client_key"]
+__all__ = ["RATE_LIMITS", "RateLimits", "admit", "check_access", "client_key", "needs_admission"]
 
 
 _TRUSTED_ROLES: Final = frozenset({ADMIN_ROLE, STAFF_ROLE})
@@ -91,6 +91,11 @@ def check_access(access: Access, path: str, ctx: CallContext) -> None:
         # Worth watching (the seed: "monitor fraud attempts"): a signed-in user knocking on an admin door.
         logger.bind(procedure=path, userId=caller.user_id, needs=access.role).warning("access_denied")
         raise TRPCError(ErrorCode.FORBIDDEN, f"This procedure needs the {access.role} role")
+
+
+def needs_admission(proc: Procedure) -> bool:
+    """False when `admit` can never refuse a call of `proc` (a public query), so a hot path may skip it."""
+    return proc.access is not PUBLIC or proc.kind == "mutation"
 
 
 def admit(proc: Procedure, ctx: CallContext) -> None:

@@ -1,4 +1,5 @@
-"""Success and error envelopes, and the HTTP status a response gets (@trpc/server v11 rules)."""
+"""Error envelopes (a success one is its transformer's `result`), and the HTTP status a response gets (@trpc/server
+v11 rules)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Final
 from gateway.errors import TRPCError
 from gateway.trpc.transformers import Transformer
 
-__all__ = ["MULTI_STATUS", "error_envelope", "error_shape", "response_status", "success_envelope"]
+__all__ = ["MULTI_STATUS", "error_envelope", "error_shape", "response_status"]
 
 MULTI_STATUS: Final = 207
 
@@ -36,12 +37,6 @@ def _utf8_safe(text: str) -> str:
 
 def error_envelope(transformer: Transformer, shape: dict[str, object]) -> bytes:
     return b'{"error":' + transformer.error(shape) + b"}"
-
-
-def success_envelope(transformer: Transformer, output: object, undefined: bool, has_datetime: bool) -> bytes:
-    if undefined:
-        return transformer.undefined_data
-    return b'{"result":{"data":' + transformer.data(output, has_datetime) + b"}}"
 
 
 def response_status(statuses: list[int]) -> int:

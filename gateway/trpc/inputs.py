@@ -124,17 +124,30 @@ class InputReader:
 
     def read(self, index: int, spec: InputSpec) -> object:
         """The validated input of call `index`. Raises TRPCError(BAD_REQUEST) with issues when it is not valid."""
-        raw = self._raw_for(index)
+        batch = self._batch
+        # A batch decoded without error: the call's input straight from it (every call of every batch reads here).
+        raw = (
+            batch.get(str(index)) if batch is not None and self._body_error is None else self._raw_for(index)
+        )
+        if raw is not None and self.transformer is JSON and not spec.passthrough:
+            # Fast path: straight from bytes into the typed value.
+            try:
+                return spec.decoder.decode(raw)
+            except msgspec.ValidationError:
+                pass  # decoded again below, to list the issues
+            except msgspec.DecodeError as error:
+                raise TRPCError(ErrorCode.BAD_REQUEST, str(error)) from None
+            except RecursionError:
+                raise TRPCError(ErrorCode.BAD_REQUEST, _TOO_DEEP) from None
+        return self._read_slowly(raw, spec)
+
+    def _read_slowly(self, raw: bytes | msgspec.Raw | None, spec: InputSpec) -> object:
         value: object
         try:
             if raw is None:
                 value = UNDEFINED
             elif self.transformer is JSON and not spec.passthrough:
-                # Fast path: straight from bytes into the typed value; on failure, decode again to list the issues.
-                try:
-                    return spec.decoder.decode(raw)
-                except msgspec.ValidationError:
-                    value = codec.decode_any(raw)
+                value = codec.decode_any(raw)
             else:
                 value = self.transformer.input_value(raw)
             if value is not UNDEFINED and codec.nested_deeper_than(value, MAX_INPUT_DEPTH):

@@ -11,14 +11,13 @@ import asyncio
 import time
 import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 
 import msgspec
 from loguru import logger
 
-from gateway.auth.guard import admit
+from gateway.auth.guard import admit, needs_admission
 from gateway.context import CallContext
 from gateway.errors import ErrorCode, TRPCError
 from gateway.metrics.recorder import OK, Metrics
@@ -26,7 +25,7 @@ from gateway.registry import Procedure, Registry
 from gateway.settings import Settings
 from gateway.trpc import request as wire
 from gateway.trpc import tasks
-from gateway.trpc.envelopes import error_envelope, error_shape, response_status, success_envelope
+from gateway.trpc.envelopes import error_envelope, error_shape, response_status
 from gateway.trpc.inputs import InputReader
 from gateway.trpc.request import StreamMode
 from gateway.trpc.transformers import JSON, Transformer
@@ -37,6 +36,7 @@ JSON_HEADERS: Final[Mapping[str, str]] = {"content-type": "application/json", "v
 """Shared by the responses that add nothing to them: never changed in place."""
 V10_STREAM_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-batch-mode"}
 _NONE_TYPE: Final = type(None)
+_POST_ONLY: Final = ("POST",)
 _Call = typing.Union["CallResult", Coroutine[Any, Any, "CallResult"]]
 """A call decided without waiting (its result), or an async procedure still to run (a coroutine)."""
 _CallFactory = Callable[[], list[_Call]]
@@ -49,9 +49,11 @@ UNKNOWN_PROCEDURE: Final = "unknown"
 """The procedure label of a call to a path the registry does not have (paths are the caller's: unbounded)."""
 
 
-@dataclass(slots=True)
-class TrpcRequest:
-    """What the resolver needs from an HTTP request; the web adapter fills it."""
+class TrpcRequest(msgspec.Struct):
+    """What the resolver needs from an HTTP request; the web adapter fills it.
+
+    This and the other records made per request or per call are msgspec Structs rather than dataclasses: built in
+    C, not by a generated `__init__`, they take half the instructions (a batch of ten makes ten `CallResult`s)."""
 
     method: str
     path: str
@@ -62,8 +64,7 @@ class TrpcRequest:
     body_error: TRPCError | None = None
 
 
-@dataclass(slots=True)
-class TrpcResponse:
+class TrpcResponse(msgspec.Struct):
     """A complete body, or a stream of lines for JSONL / v10 streaming (always status 200)."""
 
     status: int
@@ -73,8 +74,7 @@ class TrpcResponse:
     stream: AsyncGenerator[bytes, None] | None = None
 
 
-@dataclass(slots=True)
-class CallResult:
+class CallResult(msgspec.Struct):
     """The outcome of one call: its output, or the error to send."""
 
     index: int
@@ -82,13 +82,12 @@ class CallResult:
     procedure: Procedure | None
     output: object = None
     error: TRPCError | None = None
-    extra_headers: Mapping[str, str] | None = None
+    """With the response headers it needs, if any (`allow` on a 405, `retry-after` on a 429)."""
     started: float = 0.0
     """`perf_counter()` when the call began (for its duration in the metrics)."""
-    ended: float = field(default_factory=time.perf_counter)
+    ended: float = msgspec.field(default_factory=time.perf_counter)
     """`perf_counter()` when the procedure was done (set again by `_run` for an async one): a call's duration is
     its own, not that of the slowest call of its batch, whose answers all go out together."""
-    transport: str = TRANSPORT_SINGLE
 
 
 class TrpcResolver:
@@ -102,8 +101,10 @@ class TrpcResolver:
             self.metrics.declare_procedure(proc.path, proc.kind, TRANSPORTS)
         self.expose_stack = not settings.is_production
         query_methods = ("GET", "POST") if settings.gateway_trpc_allow_method_override else ("GET",)
-        self._allowed_methods: dict[str, tuple[str, ...]] = {"query": query_methods, "mutation": ("POST",)}
+        self._allowed_methods: dict[str, tuple[str, ...]] = {"query": query_methods, "mutation": _POST_ONLY}
         """By procedure kind; any other kind than these: POST."""
+        self._guarded = frozenset(proc.path for proc in registry if needs_admission(proc))
+        """Paths of the procedures `admit` may refuse: the others (public queries) skip it, a call less per call."""
 
     # -- entry point ---------------------------------------------------------------------------------------------
 
@@ -131,17 +132,17 @@ class TrpcResolver:
             self.metrics.batch(TRANSPORT_BATCH if stream is StreamMode.NONE else TRANSPORT_STREAM, len(paths))
         if stream is not StreamMode.NONE and is_batch:
             # Calls are created when the stream is consumed: a response that never starts leaves none behind.
-            calls = partial(self._calls, paths, procedures, reader, req.method, ctx, TRANSPORT_STREAM)
+            calls = partial(self._calls, paths, procedures, reader, req.method, ctx)
             if stream is StreamMode.JSONL:
                 return TrpcResponse(200, dict(JSON_HEADERS), stream=self._jsonl(calls, reader.transformer))
             return TrpcResponse(
                 200, dict(V10_STREAM_HEADERS), stream=self._v10_stream(calls, reader.transformer)
             )
         if not is_batch:
-            call = self._begin(0, paths[0], procedures[0], reader, req.method, ctx, TRANSPORT_SINGLE)
+            call = self._calls(paths, procedures, reader, req.method, ctx)[0]
             result = call if isinstance(call, CallResult) else await call
             return self._single_response(result, transformer)
-        results = await _in_order(self._calls(paths, procedures, reader, req.method, ctx, TRANSPORT_BATCH))
+        results = await _in_order(self._calls(paths, procedures, reader, req.method, ctx))
         return self._batch_response(results, transformer)
 
     # -- request-wide checks -------------------------------------------------------------------------------------
@@ -183,48 +184,62 @@ class TrpcResolver:
 
     # -- one call ------------------------------------------------------------------------------------------------
 
-    def _begin(
+    def _calls(
         self,
-        index: int,
-        path: str,
-        proc: Procedure | None,
+        paths: list[str],
+        procedures: list[Procedure | None],
         reader: InputReader,
         method: str,
         ctx: CallContext,
-        transport: str,
-    ) -> _Call:
-        """Everything about one call that needs no waiting: the path, the method, the input, and the whole run of a
-        plain (non-async) procedure. What is left, an async procedure's run, comes back as a coroutine."""
-        started = time.perf_counter()
+    ) -> list[_Call]:
+        """Every call begun, in order: all that needs no waiting (the path, the method, the input, and the whole run
+        of a plain, non-async, procedure) is done, and each call is its result; what is left, an async procedure's
+        run, is a coroutine in its place. One loop rather than a method per call: in a batch, every step counts."""
+        calls: list[_Call] = []
+        guarded = self._guarded
+        perf_counter = time.perf_counter
+        for index, path in enumerate(paths):
+            started = perf_counter()
+            proc = procedures[index]
+            if proc is None or method not in self._allowed_methods.get(proc.kind, _POST_ONLY):
+                calls.append(self._refused(index, path, proc, method, started))
+                continue
+            try:
+                if path in guarded:
+                    admit(proc, ctx)  # who may call it and abuse limits come before its input is even read
+                if proc.input is None:
+                    value = None
+                    if not proc.is_async:
+                        calls.append(
+                            CallResult(index, path, proc, proc.handler(ctx), None, started, perf_counter())
+                        )
+                        continue
+                else:
+                    value = reader.read(index, proc.input)
+                    if not proc.is_async:  # `proc.invoke`, written out
+                        output = proc.handler(ctx, value)
+                        calls.append(CallResult(index, path, proc, output, None, started, perf_counter()))
+                        continue
+            except Exception as exc:
+                calls.append(self._failed(CallResult(index, path, proc, None, None, started), exc))
+                continue
+            calls.append(self._run(CallResult(index, path, proc, None, None, started), ctx, value))
+        return calls
+
+    def _refused(
+        self, index: int, path: str, proc: Procedure | None, method: str, started: float
+    ) -> CallResult:
+        """A call to no procedure, or with a method its procedure does not take."""
         if proc is None:
             error = TRPCError(ErrorCode.NOT_FOUND, f'No procedure found on path "{path}"')
-            return CallResult(index, path, None, error=error, started=started, transport=transport)
-        allowed = self._allowed_methods.get(proc.kind, ("POST",))
-        if method not in allowed:
-            error = TRPCError(
-                ErrorCode.METHOD_NOT_SUPPORTED,
-                f'Unsupported {method}-request to {proc.kind} procedure at path "{path}"',
-            )
-            return CallResult(
-                index,
-                path,
-                proc,
-                error=error,
-                extra_headers={"allow": ", ".join(allowed)},
-                started=started,
-                transport=transport,
-            )
-        try:
-            admit(proc, ctx)  # who may call it and abuse limits come before its input is even read
-            value = reader.read(index, proc.input) if proc.input is not None else None
-            if not proc.is_async:
-                output = proc.invoke(ctx, value)
-                return CallResult(
-                    index, path, proc, output, None, None, started, time.perf_counter(), transport
-                )
-        except Exception as exc:
-            return self._failed(CallResult(index, path, proc, started=started, transport=transport), exc)
-        return self._run(CallResult(index, path, proc, started=started, transport=transport), ctx, value)
+            return CallResult(index, path, None, None, error, started)
+        allowed = self._allowed_methods.get(proc.kind, _POST_ONLY)
+        error = TRPCError(
+            ErrorCode.METHOD_NOT_SUPPORTED,
+            f'Unsupported {method}-request to {proc.kind} procedure at path "{path}"',
+            headers={"allow": ", ".join(allowed)},
+        )
+        return CallResult(index, path, proc, None, error, started)
 
     async def _run(self, call: CallResult, ctx: CallContext, value: object) -> CallResult:
         """`call` (no outcome yet) once the procedure has run."""
@@ -234,7 +249,7 @@ class TrpcResolver:
             call.ended = time.perf_counter()
 
     async def _outcome(self, call: CallResult, ctx: CallContext, value: object) -> CallResult:
-        if call.procedure is None:  # pragma: no cover - `_begin` answers unknown paths itself
+        if call.procedure is None:  # pragma: no cover - `_calls` answers unknown paths itself
             raise LookupError(call.path)
         try:
             output = await call.procedure.invoke(ctx, value)
@@ -253,7 +268,7 @@ class TrpcResolver:
 
     def _failed(self, call: CallResult, exc: Exception) -> CallResult:
         if isinstance(exc, TRPCError):
-            call.error, call.extra_headers = exc, exc.headers
+            call.error = exc
         else:
             call.error = self._unexpected(exc, call.path)
         return call
@@ -267,47 +282,32 @@ class TrpcResolver:
 
     # -- encoding ------------------------------------------------------------------------------------------------
 
-    def _envelope(self, result: CallResult, transformer: Transformer) -> bytes:
+    def _envelope(self, result: CallResult, transformer: Transformer, transport: str) -> bytes:
         """The call's envelope, its outcome counted in the metrics."""
         envelope = self._encoded(result, transformer)
-        self._count(result)
+        self._count(result, transport)
         return envelope
 
     def _encoded(self, result: CallResult, transformer: Transformer) -> bytes:
         """The call's envelope; an output that cannot be encoded makes the call an error (counted as one)."""
         if result.error is None:
             proc = result.procedure
+            output = result.output
             try:
-                return success_envelope(
-                    transformer,
-                    result.output,
-                    _is_undefined(result),
-                    proc is not None and proc.output_has_datetime,
-                )
+                # Only `None` or UNSET can be `undefined`: the common output is not asked (`_is_undefined`).
+                if (output is None or output is msgspec.UNSET) and _is_undefined(result):
+                    return transformer.undefined_data
+                return transformer.result(output, proc is not None and proc.output_has_datetime)
             except Exception as exc:
                 result.error = self._unencodable_output(exc, result)
         return error_envelope(
             transformer, error_shape(result.error, result.path, expose_stack=self.expose_stack)
         )
 
-    def _count(self, result: CallResult) -> None:
+    def _count(self, result: CallResult, transport: str) -> None:
         """Into the metrics, once the call's outcome is final (its answer encoded)."""
-        procedure, kind, transport, code = _series_and_code(result)
+        procedure, kind, code = _series_and_code(result)
         self.metrics.procedure_call(procedure, kind, transport, code, result.ended - result.started)
-
-    def _count_all(self, results: list[CallResult]) -> None:
-        """`_count` for a batch's calls, those of one procedure with one outcome together (one metrics update for
-        all ten calls of a batch of ten alike, not ten)."""
-        durations: dict[tuple[str, str, str, str], list[float]] = {}
-        for result in results:
-            key = _series_and_code(result)
-            same = durations.get(key)
-            if same is None:
-                durations[key] = [result.ended - result.started]
-            else:
-                same.append(result.ended - result.started)
-        for (procedure, kind, transport, code), seconds in durations.items():
-            self.metrics.procedure_calls(procedure, kind, transport, code, seconds)
 
     def _jsonl_line(self, result: CallResult, transformer: Transformer) -> bytes:
         try:
@@ -317,7 +317,7 @@ class TrpcResolver:
                 raise
             result.error = self._unencodable_output(exc, result)
             line = transformer.line([result.index, 0, [[self._envelope_value(result)]]]) + b"\n"
-        self._count(result)
+        self._count(result, TRANSPORT_STREAM)
         return line
 
     def _unencodable_output(self, exc: Exception, result: CallResult) -> TRPCError:
@@ -338,22 +338,58 @@ class TrpcResolver:
         return 200 if result.error is None else result.error.code.http_status
 
     def _single_response(self, result: CallResult, transformer: Transformer) -> TrpcResponse:
-        headers = {**JSON_HEADERS, **result.extra_headers} if result.extra_headers else JSON_HEADERS
-        body = self._envelope(result, transformer)  # first: a failed encoding turns the call into an error
-        return TrpcResponse(self._status(result), headers, body)
+        body = self._envelope(
+            result, transformer, TRANSPORT_SINGLE
+        )  # first: a failed encoding makes an error
+        error = result.error
+        if error is None:
+            return TrpcResponse(200, JSON_HEADERS, body)
+        headers = {**JSON_HEADERS, **error.headers} if error.headers else JSON_HEADERS
+        return TrpcResponse(error.code.http_status, headers, body)
 
     def _batch_response(self, results: list[CallResult], transformer: Transformer) -> TrpcResponse:
+        """The batch's answer, every call counted in the metrics: the successful calls of one procedure together
+        (one metrics update for the ten calls of a batch of ten alike), each failed one on its own."""
         headers = JSON_HEADERS
         envelopes: list[bytes] = []
-        statuses: list[int] = []
+        succeeded: dict[str, list[float]] = {}  # the successful calls' durations, by path
+        failed = False
         for result in results:  # one pass: per call, every step counts in a batch
-            if result.extra_headers:
-                headers = {**headers, **result.extra_headers}
             # The envelope first: a failed encoding turns the call into an error, with its own status.
-            envelopes.append(self._encoded(result, transformer))
-            statuses.append(200 if result.error is None else result.error.code.http_status)
-        self._count_all(results)
-        return TrpcResponse(response_status(statuses), headers, b"[" + b",".join(envelopes) + b"]")
+            proc, output = result.procedure, result.output
+            if (
+                result.error is None
+                and proc is not None
+                and output is not None
+                and output is not msgspec.UNSET
+            ):
+                # A defined output, as nearly every call's: encoded here rather than by `_encoded` (in a batch, a
+                # method call less per call is worth it).
+                try:
+                    envelope = transformer.result(output, proc.output_has_datetime)
+                except Exception as exc:
+                    result.error = self._unencodable_output(exc, result)
+                    envelope = self._encoded(result, transformer)
+            else:
+                envelope = self._encoded(result, transformer)
+            envelopes.append(envelope)
+            error = result.error
+            if error is None:
+                same = succeeded.get(result.path)
+                if same is None:
+                    succeeded[result.path] = [result.ended - result.started]
+                else:
+                    same.append(result.ended - result.started)
+            else:
+                failed = True
+                if error.headers:
+                    headers = {**headers, **error.headers}
+                self._count(result, TRANSPORT_BATCH)
+        procedures = self.registry.procedures
+        for path, seconds in succeeded.items():
+            self.metrics.procedure_calls(path, procedures[path].kind, TRANSPORT_BATCH, OK, seconds)
+        status = response_status([self._status(result) for result in results]) if failed else 200
+        return TrpcResponse(status, headers, b"[" + b",".join(envelopes) + b"]")
 
     def _whole_request_error(self, error: TRPCError, transformer: Transformer) -> TrpcResponse:
         error.whole_request = True
@@ -361,20 +397,6 @@ class TrpcResolver:
         return TrpcResponse(error.code.http_status, JSON_HEADERS, body)
 
     # -- streaming -----------------------------------------------------------------------------------------------
-
-    def _calls(
-        self,
-        paths: list[str],
-        procedures: list[Procedure | None],
-        reader: InputReader,
-        method: str,
-        ctx: CallContext,
-        transport: str,
-    ) -> list[_Call]:
-        return [
-            self._begin(i, path, proc, reader, method, ctx, transport)
-            for i, (path, proc) in enumerate(zip(paths, procedures, strict=True))
-        ]
 
     async def _jsonl(self, calls: _CallFactory, transformer: Transformer) -> AsyncGenerator[bytes, None]:
         """v11 JSONL: a head line with one promise per call (chunk id = call index), then one line per call as it
@@ -390,7 +412,8 @@ class TrpcResolver:
         """v10's `trpc-batch-mode: stream`: `{"i":envelope` then `,"j":envelope` lines in finishing order, then `}`."""
         separator = b"{"
         async for result in _as_finished(calls()):
-            yield b'%s"%d":%s\n' % (separator, result.index, self._envelope(result, transformer))
+            envelope = self._envelope(result, transformer, TRANSPORT_STREAM)
+            yield b'%s"%d":%s\n' % (separator, result.index, envelope)
             separator = b","
         yield b"}"
 
@@ -410,13 +433,12 @@ def _as_finished(calls: list[_Call]) -> AsyncIterator[CallResult]:
     return tasks.as_finished([call for call in calls if not isinstance(call, CallResult)], ready=ready)
 
 
-def _series_and_code(result: CallResult) -> tuple[str, str, str, str]:
-    """(procedure, kind, transport, code) of a call, as the metrics count it."""
+def _series_and_code(result: CallResult) -> tuple[str, str, str]:
+    """(procedure, kind, code) of a call, as the metrics count it."""
     proc = result.procedure
     return (
         proc.path if proc is not None else UNKNOWN_PROCEDURE,
         proc.kind if proc is not None else UNKNOWN_PROCEDURE,
-        result.transport,
         OK if result.error is None else result.error.code.name,
     )
 

@@ -21,6 +21,9 @@ __all__ = ["JSON", "SUPERJSON", "Transformer", "looks_like_superjson"]
 
 _SUPERJSON_PREFIX: Final = b'{"json":'
 _BUILTIN_TYPES: Final = (datetime.datetime,)
+_RESULT_START: Final = b'{"result":{"data":'
+_RESULT_END: Final = b"}}"
+_encode: Final = codec.encode
 
 
 def looks_like_superjson(raw: bytes | memoryview) -> bool:
@@ -43,6 +46,11 @@ class Transformer(Protocol):
         """Encode a procedure's output as the value of `result.data`; `has_datetime` if it may hold datetimes."""
         ...
 
+    def result(self, output: object, has_datetime: bool) -> bytes:
+        """The whole success envelope of an output, `{"result":{"data":…}}` (not for an `undefined` one: see
+        `undefined_data`)."""
+        ...
+
     def error(self, shape: dict[str, object]) -> bytes:
         """Encode an error shape as the value of `error`."""
         ...
@@ -62,6 +70,12 @@ class _Json:
     def data(self, output: object, has_datetime: bool) -> bytes:
         return codec.encode_js_dates(output) if has_datetime else codec.encode(output)
 
+    def result(self, output: object, has_datetime: bool) -> bytes:
+        # One call, not `data`'s two: every successful call of every request comes here.
+        return (
+            _RESULT_START + (codec.encode_js_dates(output) if has_datetime else _encode(output)) + _RESULT_END
+        )
+
     def error(self, shape: dict[str, object]) -> bytes:
         return codec.encode(shape)
 
@@ -75,13 +89,16 @@ def _builtins(value: object) -> Any:
 
 class _Superjson:
     name = "superjson"
-    undefined_data = b'{"result":{"data":' + codec.encode(superjson.serialize(msgspec.UNSET)) + b"}}"
+    undefined_data = _RESULT_START + codec.encode(superjson.serialize(msgspec.UNSET)) + _RESULT_END
 
     def input_value(self, raw: bytes | memoryview | msgspec.Raw) -> object:
         return superjson.deserialize(codec.decode_any(raw))
 
     def data(self, output: object, has_datetime: bool) -> bytes:
         return codec.encode(superjson.serialize(_builtins(output)))
+
+    def result(self, output: object, has_datetime: bool) -> bytes:
+        return _RESULT_START + self.data(output, has_datetime) + _RESULT_END
 
     def error(self, shape: dict[str, object]) -> bytes:
         return codec.encode(superjson.serialize(_builtins(shape)))
