@@ -12,7 +12,6 @@ exact.
 from __future__ import annotations
 
 import math
-from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Final
@@ -26,7 +25,9 @@ FINE_BOUNDS: Final = tuple(
 )
 """Upper bounds from 100 µs to beyond four days (webhook lag: Stripe retries for three), then +Inf: 234 buckets."""
 FOLD_EVERY: Final = 1024
-"""Values kept unbucketed at most (8 KiB per histogram)."""
+"""Values kept unbucketed at most (as float objects: a list sorts and sums faster than an `array('d')`, which
+makes a float object of each value again; 2 % of a batch's instructions. At most ~32 KiB per histogram, and only
+the current minute's hold any: `Metrics` folds a minute's histograms when the next begins)."""
 
 
 def _add_sorted(counts: list[int], bounds: Sequence[float], values: list[float]) -> None:
@@ -50,10 +51,10 @@ class Histogram:
     def __init__(self, bounds: Sequence[float] = ()) -> None:
         self.bounds = tuple(bounds)
         """Prometheus's `le` bounds (+Inf implied)."""
-        self._pending = array("d")
+        self._pending: list[float] = []
         """Observed values not yet in `counts`, `fine` and the totals."""
         self.counts = [0] * (len(self.bounds) + 1)
-        """Observations per bound (not cumulative); the last is above every bound. Read after `_fold()`."""
+        """Observations per bound (not cumulative); the last is above every bound. Read after `fold()`."""
         self.fine = [0] * (len(FINE_BOUNDS) + 1)
         self._count = 0
         self._sum = 0.0
@@ -63,16 +64,16 @@ class Histogram:
         pending = self._pending
         pending.append(value)
         if len(pending) >= FOLD_EVERY:
-            self._fold()
+            self.fold()
 
     def observe_all(self, values: Sequence[float]) -> None:
         pending = self._pending
         pending.extend(values)
         if len(pending) >= FOLD_EVERY:
-            self._fold()
+            self.fold()
 
-    def _fold(self) -> None:
-        """Put the buffered values in their buckets and totals."""
+    def fold(self) -> None:
+        """Put the buffered values in their buckets and totals (every reader does it first)."""
         pending = self._pending
         if not pending:
             return
@@ -92,18 +93,23 @@ class Histogram:
         self._max = max(self._max, values[-1])
 
     @property
+    def unfolded(self) -> int:
+        """Observations still in the buffer (what it holds in memory beyond its buckets)."""
+        return len(self._pending)
+
+    @property
     def count(self) -> int:
-        self._fold()
+        self.fold()
         return self._count
 
     @property
     def sum(self) -> float:
-        self._fold()
+        self.fold()
         return self._sum
 
     @property
     def max(self) -> float:
-        self._fold()
+        self.fold()
         return self._max
 
     def merge(self, other: Histogram, *, fine: bool = True) -> None:
@@ -113,8 +119,8 @@ class Histogram:
             raise ValueError(
                 f"cannot merge a histogram with bounds {other.bounds} into one with {self.bounds}"
             )
-        self._fold()
-        other._fold()
+        self.fold()
+        other.fold()
         for i, n in enumerate(other.counts):
             self.counts[i] += n
         if fine:
@@ -127,7 +133,7 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[float, int]]:
         """(`le`, observations at or below it) for each bound and +Inf, as Prometheus exposes them."""
-        self._fold()
+        self.fold()
         result, total = [], 0
         for bound, n in zip((*self.bounds, math.inf), self.counts, strict=True):
             total += n

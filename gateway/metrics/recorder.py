@@ -9,7 +9,7 @@ scrape never waits for anything either.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, TypeVar
 
@@ -68,6 +68,17 @@ class Figures:
     webhook_lag: dict[str, Histogram] = field(default_factory=dict)
     payments: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     """(outcome, currency) -> [count, amount in minor units]"""
+
+    def histograms(self) -> Iterator[Histogram]:
+        """Every histogram of these figures."""
+        for table in (
+            self.call_seconds,
+            self.batch_sizes,
+            self.http_seconds,
+            self.stripe_seconds,
+            self.webhook_lag,
+        ):
+            yield from table.values()
 
     def merge(self, other: Figures, *, fine: bool = True) -> None:
         """Add `other`'s figures to these (histograms without their fine buckets unless `fine`)."""
@@ -129,6 +140,8 @@ class Metrics:
     def _turn_to(self, minute: int) -> Figures:
         """Make `minute` the current one (any other minute than the current: the clock may also step back)."""
         if minute != self._minute_now:
+            for histogram in self._current.histograms():
+                histogram.fold()  # the minute's values leave its buffers: only the current minute's hold any
             self._minute_now = minute
             self._minute_span = (minute * 60.0, minute * 60.0 + 60.0)
             current = self._minutes.get(minute)

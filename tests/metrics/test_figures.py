@@ -116,6 +116,27 @@ def test_percentiles_of_nothing_and_of_one_value() -> None:
     assert histogram.quantile(0.99) == 0.234  # never above the largest observation
 
 
+def test_a_minute_that_ends_keeps_no_values_buffered(metrics: Metrics, clock: Clock) -> None:
+    """Histograms buffer their values until a fold (figures/histogram.py); a past minute's buffers are folded when
+    the next minute begins, so only the current minute holds values in memory, even if nobody reads the metrics."""
+    for i in range(300):
+        metrics.procedure_call("stripe.getConfig", "query", "http", "OK", 0.001 * i)
+        metrics.http_request("/trpc", 200, 0.002)
+    metrics.batch("http_batch", 3)
+    clock.now += 60
+    metrics.http_request("/trpc", 200, 0.002)  # the next minute's first observation
+
+    # White-box: what the past minutes hold is the point of the test.
+    past = [figures for figures in metrics._minutes.values() if figures is not metrics._current]
+    assert past
+    assert all(histogram.unfolded == 0 for figures in past for histogram in figures.histograms())
+    assert sum(histogram.unfolded for histogram in metrics._current.histograms()) == 1
+    figures = metrics.since_start()
+    assert figures.call_seconds[("stripe.getConfig", "query", "http")].count == 300
+    assert figures.http_seconds["/trpc"].count == 301
+    assert figures.call_seconds[("stripe.getConfig", "query", "http")].max == pytest.approx(0.299)
+
+
 def test_the_seed_summary_with_its_own_example_figures(metrics: Metrics, clock: Clock) -> None:
     for i in range(150):
         pay(metrics, "OK" if i < 142 else "BAD_REQUEST", 0.234)
