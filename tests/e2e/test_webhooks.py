@@ -8,7 +8,6 @@ each event about a second after it happens, so the tests poll the store (with a 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import stripe
 
 from gateway.settings import Settings
 from gateway.store import Order, PaymentStatus, Store, WebhookEventStatus, open_store
+from tests.support import polling
 from tests.support.server import RunningGateway, running_gateway
 from tests.support.stripe_emulator import StripeEmulator
 from tests.support.tokens import TEST_JWT_SECRET, admin_headers, bearer_headers
@@ -34,16 +34,7 @@ DELIVERY_DEADLINE_S = 15.0
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll `check` until it returns something truthy, failing after the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DELIVERY_DEADLINE_S
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+    return await polling.eventually(check, what, DELIVERY_DEADLINE_S)
 
 
 @dataclass

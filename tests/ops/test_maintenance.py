@@ -3,7 +3,6 @@ payment mutations only (queries, webhooks and health keep answering), and switch
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -12,6 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from gateway.maintenance import MaintenanceSwitch
 from gateway.store import MAINTENANCE_OFF, StoreUnavailable
 from gateway.store.sqlite import SqliteStore
 from gateway.webhooks.signature import sign
+from tests.support.polling import eventually
 from tests.support.stripe_emulator import StripeEmulator
 from tests.support.tokens import TEST_JWT_SECRET, TEST_QR_SECRET, bearer_headers
 
@@ -166,17 +167,6 @@ def run_smoke(env: dict[str, str], cwd: Path, url: str) -> subprocess.CompletedP
     )
 
 
-async def until(check: Any, what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)  # polling interval
-
-
 async def create(http: aiohttp.ClientSession, gateway: Gateway, order_id: str) -> tuple[int, Any]:
     body = {"orderId": order_id, "amount": 2500, "currency": "eur"}
     async with http.post(
@@ -199,7 +189,7 @@ async def test_maintenance_switched_by_the_command_is_seen_by_two_gateway_proces
                 return False
 
         for gateway in gateways:
-            await until(lambda g=gateway: ready(g), f"{gateway.url} to answer")
+            await eventually(partial(ready, gateway), f"{gateway.url} to answer", DEADLINE_SECONDS)
         assert (await create(http, gateways[0], "before"))[0] == 200
 
         switched = maintenance(shared_env, tmp_path, "on", "--message", "Paiements suspendus jusqu'à 03:30")
@@ -211,7 +201,9 @@ async def test_maintenance_switched_by_the_command_is_seen_by_two_gateway_proces
             return body if status == 503 else None
 
         for gateway in gateways:
-            body = await until(lambda g=gateway: refused(g), f"{gateway.url} to refuse payments")
+            body = await eventually(
+                partial(refused, gateway), f"{gateway.url} to refuse payments", DEADLINE_SECONDS
+            )
             assert body["error"]["message"] == "Paiements suspendus jusqu'à 03:30"
             assert body["error"]["data"]["code"] == "SERVICE_UNAVAILABLE"
             # Queries, Stripe's webhooks and the health keep answering.
@@ -253,7 +245,9 @@ async def test_maintenance_switched_by_the_command_is_seen_by_two_gateway_proces
             return (await create(http, gateway, f"after-{gateway.url[-5:]}"))[0] == 200
 
         for gateway in gateways:
-            await until(lambda g=gateway: accepted(g), f"{gateway.url} to take payments again")
+            await eventually(
+                partial(accepted, gateway), f"{gateway.url} to take payments again", DEADLINE_SECONDS
+            )
 
 
 def test_the_command_names_a_missing_database_and_a_misplaced_message(tmp_path: Path) -> None:
