@@ -76,7 +76,7 @@ def exposition(
     count(c.PROCEDURE_CALLS, total.calls.items())
     observed(c.PROCEDURE_DURATION, total.call_seconds.items())
     observed(c.BATCH_SIZE, (((transport,), h) for transport, h in total.batch_sizes.items()))
-    count(c.HTTP_REQUESTS, total.http.items())
+    count(c.HTTP_REQUESTS, (((route, str(status)), n) for (route, status), n in total.http.items()))
     observed(c.HTTP_DURATION, (((route,), h) for route, h in total.http_seconds.items()))
     count(c.STRIPE_REQUESTS, total.stripe.items())
     observed(c.STRIPE_DURATION, (((operation,), h) for operation, h in total.stripe_seconds.items()))

@@ -130,7 +130,7 @@ def _http(figures: Figures) -> dict[str, object]:
     by_status: dict[str, int] = {}
     by_route: dict[str, int] = {}
     for (route, status), n in sorted(figures.http.items()):
-        _bump(by_status, status, n)
+        _bump(by_status, str(status), n)
         _bump(by_route, route, n)
     return {"requests": sum(by_status.values()), "byStatus": by_status, "byRoute": by_route}
 
