@@ -306,8 +306,14 @@ class TrpcResolver:
 
     def _count(self, result: CallResult, transport: str) -> None:
         """Into the metrics, once the call's outcome is final (its answer encoded)."""
-        procedure, kind, code = _series_and_code(result)
-        self.metrics.procedure_call(procedure, kind, transport, code, result.ended - result.started)
+        proc, error = result.procedure, result.error
+        self.metrics.procedure_call(
+            proc.path if proc is not None else UNKNOWN_PROCEDURE,
+            proc.kind if proc is not None else UNKNOWN_PROCEDURE,
+            transport,
+            OK if error is None else error.code.name,
+            result.ended - result.started,
+        )
 
     def _jsonl_line(self, result: CallResult, transformer: Transformer) -> bytes:
         try:
@@ -338,9 +344,8 @@ class TrpcResolver:
         return 200 if result.error is None else result.error.code.http_status
 
     def _single_response(self, result: CallResult, transformer: Transformer) -> TrpcResponse:
-        body = self._envelope(
-            result, transformer, TRANSPORT_SINGLE
-        )  # first: a failed encoding makes an error
+        body = self._encoded(result, transformer)  # first: a failed encoding makes an error
+        self._count(result, TRANSPORT_SINGLE)
         error = result.error
         if error is None:
             return TrpcResponse(200, JSON_HEADERS, body)
@@ -431,16 +436,6 @@ def _as_finished(calls: list[_Call]) -> AsyncIterator[CallResult]:
     """Every call's result as it is ready: those decided without waiting first, then the async ones as they end."""
     ready = [call for call in calls if isinstance(call, CallResult)]
     return tasks.as_finished([call for call in calls if not isinstance(call, CallResult)], ready=ready)
-
-
-def _series_and_code(result: CallResult) -> tuple[str, str, str]:
-    """(procedure, kind, code) of a call, as the metrics count it."""
-    proc = result.procedure
-    return (
-        proc.path if proc is not None else UNKNOWN_PROCEDURE,
-        proc.kind if proc is not None else UNKNOWN_PROCEDURE,
-        OK if result.error is None else result.error.code.name,
-    )
 
 
 def _is_undefined(result: CallResult) -> bool:

@@ -17,9 +17,10 @@ import msgspec
 from gateway import codec
 from gateway.trpc import superjson
 
-__all__ = ["JSON", "SUPERJSON", "Transformer", "looks_like_superjson"]
+__all__ = ["JSON", "SUPERJSON", "SUPERJSON_PREFIX", "Transformer", "looks_like_superjson"]
 
-_SUPERJSON_PREFIX: Final = b'{"json":'
+SUPERJSON_PREFIX: Final = b'{"json":'
+"""How every superjson input starts, as `JSON.stringify` writes the envelope."""
 _BUILTIN_TYPES: Final = (datetime.datetime,)
 _RESULT_START: Final = b'{"result":{"data":'
 _RESULT_END: Final = b"}}"
@@ -29,8 +30,8 @@ _encode: Final = codec.encode
 def looks_like_superjson(raw: bytes | memoryview) -> bool:
     """True when a call's raw input is a superjson envelope as the client writes it."""
     if isinstance(raw, bytes):  # a single call's input: compared in place
-        return raw.startswith(_SUPERJSON_PREFIX)
-    return bytes(raw[:8]) == _SUPERJSON_PREFIX
+        return raw.startswith(SUPERJSON_PREFIX)
+    return bytes(raw[:8]) == SUPERJSON_PREFIX
 
 
 class Transformer(Protocol):
