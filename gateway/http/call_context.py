@@ -17,6 +17,7 @@ from gateway.settings import Settings
 __all__ = ["CallContextFactory"]
 
 TRANSPORT: Final = "http"
+_GUEST: Final[tuple[None, None]] = (None, None)
 
 
 class CallContextFactory:
@@ -29,7 +30,9 @@ class CallContextFactory:
 
     def __call__(self, request: web.Request) -> CallContext:
         headers = request.headers
-        caller, token_problem = self._auth.caller_or_none(headers.get("authorization"))
+        authorization = headers.get("authorization")
+        # A guest's request (no token) does not go through the token check's call at all.
+        caller, token_problem = self._auth.caller_or_none(authorization) if authorization else _GUEST
         # Positional: matching seven keyword arguments costs as much as building the context (every request).
         return CallContext(
             request[REQUEST_ID],
