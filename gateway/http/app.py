@@ -12,7 +12,7 @@ from loguru import logger
 from gateway.auth.guard import RATE_LIMITS, RateLimits
 from gateway.http.front_door import DIRECT_ROUTE
 from gateway.http.hygiene import secure_unobserved
-from gateway.http.observe import request_observer
+from gateway.http.observe import REQUEST_LOG, request_observer
 from gateway.http.protocol import GatewayRunner
 from gateway.http.trpc_route import TRPC_PREFIX, TrpcRoute
 from gateway.jsonrpc import RPC_PATH, RpcRoute
@@ -34,7 +34,6 @@ from gateway.webhooks.service import WebhookService
 
 __all__ = ["METRICS", "REQUEST_LOG", "SERVICES", "VERSION", "create_app", "gateway_runner", "runner_options"]
 
-REQUEST_LOG: Final = web.AppKey("request_log", BufferedLog)
 SERVICES: Final = web.AppKey("services", Services)
 """What procedures use (the payment service, ...); filled at start-up for the production app."""
 METRICS: Final = web.AppKey("metrics", Metrics)

@@ -37,6 +37,7 @@ from gateway.settings import Settings
 __all__ = [
     "REQUEST_ID",
     "REQUEST_ID_HEADER",
+    "REQUEST_LOG",
     "UNLIMITED_ROUTES",
     "AccessLine",
     "StartLine",
@@ -50,7 +51,8 @@ REQUEST_ID: Final = web.RequestKey("request_id", str)
 REQUEST_ID_HEADER: Final = "x-request-id"
 _PAYMENT: Final = web.RequestKey("payment_request", bool)
 """Set by a route that finds out from the body that the request is a payment request (`/rpc`)."""
-_LOG: Final = web.RequestKey("request_log", BufferedLog)
+REQUEST_LOG: Final = web.AppKey("request_log", BufferedLog)
+"""The application's access log (the one its observer writes to)."""
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 _TRIPLES: Final = [a + b + c for a in _ALPHABET for b in _ALPHABET for c in _ALPHABET]
 """Every 3-character base-36 string: a request id's suffix is three lookups, not nine divisions (1.9 to 0.9 µs)."""
@@ -141,9 +143,9 @@ def is_payment_request(path: str) -> bool:
 def payment_request_started(request: web.Request) -> None:
     """For a route whose payment calls are named in the body (`/rpc`): log `payment_request_started` now, and end
     the request with `payment_request_completed` / `_error`, as a `/trpc/stripe.*` request does."""
-    log = request.get(_LOG)
-    if log is None or request.get(_PAYMENT) or is_payment_request(request.path):
-        return
+    log = request.app.get(REQUEST_LOG)
+    if log is None or REQUEST_ID not in request or request.get(_PAYMENT) or is_payment_request(request.path):
+        return  # not observed, or already a payment request
     request[_PAYMENT] = True
     log.emit(
         "INFO",
@@ -218,7 +220,6 @@ def request_observer(
         async def observe_request(request: web.Request) -> web.StreamResponse:
             """Give the request an id, log how it ended, turn any escaped exception into a generic tRPC 500."""
             request_id = request[REQUEST_ID] = new_request_id()
-            request[_LOG] = log
             started = time.perf_counter()
             https = clients.resolve(request) == "https"
             response_headers = request[RESPONSE_HEADERS] = headers.choose(request, https)
