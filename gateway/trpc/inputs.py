@@ -93,6 +93,9 @@ class InputReader:
                 raw is not None and raw.startswith(SUPERJSON_PREFIX) and _is_superjson_input(raw)
             )
             self.transformer = SUPERJSON if superjson_input else JSON
+        elif raw is None or SUPERJSON_PREFIX not in raw:
+            # `auto`, a batch none of whose inputs can be superjson: no need to find its first input now.
+            self.transformer = JSON
         else:
             first = self._first_raw()
             self.transformer = SUPERJSON if first is not None and _is_superjson_input(first) else JSON
