@@ -129,19 +129,26 @@ class BufferedLog:
 _LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 _INFO: Final = _LEVELS["INFO"]
 _LEVEL_NAMES: Final = {number: name for name, number in _LEVELS.items()}
-_second_cache: list[object] = [-1, ""]
 _MILLISECONDS: Final = [f"{ms:03d}Z" for ms in range(1000)]
+_cached_second = -1
+_cached_second_text = ""
+_cached_ms = -1
+_cached_ms_text = ""
 
 
 def now_iso() -> str:
-    """Now as `2024-01-15T10:30:00.000Z`, formatting the date and time only once per second (every request's log
-    line has one: 0.3 µs, not 0.8 with a format per call)."""
-    now = time.time_ns()
-    second = now // 1_000_000_000
-    if _second_cache[0] != second:
-        _second_cache[0] = second
-        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-    return f"{_second_cache[1]}{_MILLISECONDS[now // 1_000_000 % 1000]}"
+    """Now as `2024-01-15T10:30:00.000Z`, formatting the date and time once per second and the whole once per
+    millisecond (every request's log line has one; under load, several requests share a millisecond)."""
+    global _cached_second, _cached_second_text, _cached_ms, _cached_ms_text  # the caches
+    now_ms = time.time_ns() // 1_000_000
+    if now_ms != _cached_ms:
+        second = now_ms // 1000
+        if second != _cached_second:
+            _cached_second = second
+            _cached_second_text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _cached_ms = now_ms
+        _cached_ms_text = f"{_cached_second_text}{_MILLISECONDS[now_ms % 1000]}"
+    return _cached_ms_text
 
 
 def anonymized_ip(address: str | None) -> str | None:
