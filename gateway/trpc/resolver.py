@@ -36,9 +36,12 @@ JSON_HEADERS: Final[Mapping[str, str]] = {"content-type": "application/json", "v
 """Shared by the responses that add nothing to them: never changed in place."""
 V10_STREAM_HEADERS: Final = {"content-type": "application/json", "vary": "trpc-batch-mode"}
 _NONE_TYPE: Final = type(None)
+_UNSET: Final = msgspec.UNSET
 _POST_ONLY: Final = ("POST",)
 _Call = typing.Union["CallResult", Coroutine[Any, Any, "CallResult"]]
 """A call decided without waiting (its result), or an async procedure still to run (a coroutine)."""
+_Done = typing.Union[bytes, "CallResult"]
+"""A call's answer: its success envelope, or its result (to encode)."""
 _CallFactory = Callable[[], list[_Call]]
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 TRANSPORT_SINGLE: Final = "http"
@@ -88,6 +91,17 @@ class CallResult(msgspec.Struct):
     ended: float = msgspec.field(default_factory=time.perf_counter)
     """`perf_counter()` when the procedure was done (set again by `_run` for an async one): a call's duration is
     its own, not that of the slowest call of its batch, whose answers all go out together."""
+
+
+class _Begun(msgspec.Struct):
+    """The calls of a request once begun (`TrpcResolver._begin`)."""
+
+    parts: list[bytes | CallResult | None]
+    """Per call: its success envelope, its result, or None for an async call whose run is in `waiting`."""
+    waiting: list[Coroutine[Any, Any, CallResult]]
+    """The async calls' runs, in the order of their calls."""
+    answered: int
+    """How many parts are envelopes."""
 
 
 class TrpcResolver:
@@ -141,12 +155,26 @@ class TrpcResolver:
             return TrpcResponse(
                 200, dict(V10_STREAM_HEADERS), stream=self._v10_stream(calls, reader.transformer)
             )
+        succeeded: dict[str, list[float]] = {}  # durations of the calls answered successfully, by path
+        begun = self._begin(paths, procedures, reader, req.method, ctx, transformer, succeeded)
         if not is_batch:
-            call = self._calls(paths, procedures, reader, req.method, ctx)[0]
-            result = call if isinstance(call, CallResult) else await call
+            part = begun.parts[0]
+            if isinstance(part, bytes):
+                proc = procedures[0]
+                assert proc is not None  # it answered: a known procedure
+                self.metrics.procedure_call(
+                    proc.path, proc.kind, TRANSPORT_SINGLE, OK, succeeded[proc.path][0]
+                )
+                return TrpcResponse(200, JSON_HEADERS, part)
+            result = part if part is not None else await begun.waiting[0]
             return self._single_response(result, transformer)
-        results = await _in_order(self._calls(paths, procedures, reader, req.method, ctx))
-        return self._batch_response(results, transformer)
+        if begun.answered == len(
+            begun.parts
+        ):  # every call answered already (plain procedures): the usual batch
+            self._count_successes(succeeded, TRANSPORT_BATCH)
+            envelopes = typing.cast(list[bytes], begun.parts)
+            return TrpcResponse(200, JSON_HEADERS, b"[" + b",".join(envelopes) + b"]")
+        return self._batch_response(await _in_order(begun), transformer, succeeded)
 
     # -- request-wide checks -------------------------------------------------------------------------------------
 
@@ -195,39 +223,69 @@ class TrpcResolver:
         method: str,
         ctx: CallContext,
     ) -> list[_Call]:
+        """Every call begun, each its result or its async run (the streams, which encode each result as it comes)."""
+        begun = self._begin(paths, procedures, reader, method, ctx, None, {})
+        runs = iter(begun.waiting)
+        return [part if isinstance(part, CallResult) else next(runs) for part in begun.parts]
+
+    def _begin(
+        self,
+        paths: list[str],
+        procedures: list[Procedure | None],
+        reader: InputReader,
+        method: str,
+        ctx: CallContext,
+        transformer: Transformer | None,
+        succeeded: dict[str, list[float]],
+    ) -> _Begun:
         """Every call begun, in order: all that needs no waiting (the path, the method, the input, and the whole run
-        of a plain, non-async, procedure) is done, and each call is its result; what is left, an async procedure's
-        run, is a coroutine in its place. One loop rather than a method per call: in a batch, every step counts."""
-        calls: list[_Call] = []
+        of a plain, non-async, procedure) is done. With a `transformer`, a plain procedure's defined output (nearly
+        every call's) is its success envelope at once, its duration added to `succeeded` for the metrics; any other
+        call is its result, or, for an async procedure, None with its run in `waiting`. One loop, with no record or
+        method call per call beyond the procedure's own and reading its input: in a batch, every step counts."""
+        parts: list[bytes | CallResult | None] = []
+        waiting: list[Coroutine[Any, Any, CallResult]] = []
+        answered = 0
         guarded = self._guarded
         perf_counter = time.perf_counter
         for index, path in enumerate(paths):
             started = perf_counter()
             proc = procedures[index]
             if proc is None or method not in self._allowed_methods.get(proc.kind, _POST_ONLY):
-                calls.append(self._refused(index, path, proc, method, started))
+                parts.append(self._refused(index, path, proc, method, started))
                 continue
             try:
                 if path in guarded:
                     admit(proc, ctx)  # who may call it and abuse limits come before its input is even read
-                if proc.input is None:
-                    value = None
-                    if not proc.is_async:
-                        calls.append(
-                            CallResult(index, path, proc, proc.handler(ctx), None, started, perf_counter())
-                        )
-                        continue
-                else:
-                    value = reader.read(index, proc.input)
-                    if not proc.is_async:  # `proc.invoke`, written out
-                        output = proc.handler(ctx, value)
-                        calls.append(CallResult(index, path, proc, output, None, started, perf_counter()))
-                        continue
+                spec = proc.input
+                value = None if spec is None else reader.read(index, spec)
+                if proc.is_async:
+                    parts.append(None)
+                    waiting.append(self._run(CallResult(index, path, proc, None, None, started), ctx, value))
+                    continue
+                output = proc.handler(ctx) if spec is None else proc.handler(ctx, value)  # `proc.invoke`
             except Exception as exc:
-                calls.append(self._failed(CallResult(index, path, proc, None, None, started), exc))
+                parts.append(self._failed(CallResult(index, path, proc, None, None, started), exc))
                 continue
-            calls.append(self._run(CallResult(index, path, proc, None, None, started), ctx, value))
-        return calls
+            ended = perf_counter()
+            if transformer is not None and output is not None and output is not _UNSET:
+                try:
+                    envelope = transformer.result(output, proc.output_has_datetime)
+                except Exception as exc:
+                    call = CallResult(index, path, proc, None, None, started, ended)
+                    call.error = self._unencodable_output(exc, call)
+                    parts.append(call)
+                    continue
+                parts.append(envelope)
+                answered += 1
+                same = succeeded.get(path)
+                if same is None:
+                    succeeded[path] = [ended - started]
+                else:
+                    same.append(ended - started)
+                continue
+            parts.append(CallResult(index, path, proc, output, None, started, ended))
+        return _Begun(parts, waiting, answered)
 
     def _refused(
         self, index: int, path: str, proc: Procedure | None, method: str, started: float
@@ -342,10 +400,6 @@ class TrpcResolver:
             return {"result": {}}  # no `data`: the client reads it as undefined, with or without superjson
         return {"result": {"data": result.output}}
 
-    @staticmethod
-    def _status(result: CallResult) -> int:
-        return 200 if result.error is None else result.error.code.http_status
-
     def _single_response(self, result: CallResult, transformer: Transformer) -> TrpcResponse:
         body = self._encoded(result, transformer)  # first: a failed encoding makes an error
         self._count(result, TRANSPORT_SINGLE)
@@ -355,49 +409,40 @@ class TrpcResolver:
         headers = {**JSON_HEADERS, **error.headers} if error.headers else JSON_HEADERS
         return TrpcResponse(error.code.http_status, headers, body)
 
-    def _batch_response(self, results: list[CallResult], transformer: Transformer) -> TrpcResponse:
+    def _batch_response(
+        self, parts: list[_Done], transformer: Transformer, succeeded: dict[str, list[float]]
+    ) -> TrpcResponse:
         """The batch's answer, every call counted in the metrics: the successful calls of one procedure together
         (one metrics update for the ten calls of a batch of ten alike), each failed one on its own."""
         headers = JSON_HEADERS
         envelopes: list[bytes] = []
-        succeeded: dict[str, list[float]] = {}  # the successful calls' durations, by path
         failed = False
-        for result in results:  # one pass: per call, every step counts in a batch
-            # The envelope first: a failed encoding turns the call into an error, with its own status.
-            proc, output = result.procedure, result.output
-            if (
-                result.error is None
-                and proc is not None
-                and output is not None
-                and output is not msgspec.UNSET
-            ):
-                # A defined output, as nearly every call's: encoded here rather than by `_encoded` (in a batch, a
-                # method call less per call is worth it).
-                try:
-                    envelope = transformer.result(output, proc.output_has_datetime)
-                except Exception as exc:
-                    result.error = self._unencodable_output(exc, result)
-                    envelope = self._encoded(result, transformer)
-            else:
-                envelope = self._encoded(result, transformer)
-            envelopes.append(envelope)
-            error = result.error
+        for part in parts:
+            if isinstance(part, bytes):  # answered by `_begin` already
+                envelopes.append(part)
+                continue
+            envelopes.append(self._encoded(part, transformer))  # first: a failed encoding makes an error
+            error = part.error
             if error is None:
-                same = succeeded.get(result.path)
+                same = succeeded.get(part.path)
                 if same is None:
-                    succeeded[result.path] = [result.ended - result.started]
+                    succeeded[part.path] = [part.ended - part.started]
                 else:
-                    same.append(result.ended - result.started)
+                    same.append(part.ended - part.started)
             else:
                 failed = True
                 if error.headers:
                     headers = {**headers, **error.headers}
-                self._count(result, TRANSPORT_BATCH)
+                self._count(part, TRANSPORT_BATCH)
+        self._count_successes(succeeded, TRANSPORT_BATCH)
+        status = response_status([_status(part) for part in parts]) if failed else 200
+        return TrpcResponse(status, headers, b"[" + b",".join(envelopes) + b"]")
+
+    def _count_successes(self, succeeded: dict[str, list[float]], transport: str) -> None:
+        """Into the metrics: the successful calls' durations, by path."""
         procedures = self.registry.procedures
         for path, seconds in succeeded.items():
-            self.metrics.procedure_calls(path, procedures[path].kind, TRANSPORT_BATCH, OK, seconds)
-        status = response_status([self._status(result) for result in results]) if failed else 200
-        return TrpcResponse(status, headers, b"[" + b",".join(envelopes) + b"]")
+            self.metrics.procedure_calls(path, procedures[path].kind, transport, OK, seconds)
 
     def _whole_request_error(self, error: TRPCError, transformer: Transformer) -> TrpcResponse:
         error.whole_request = True
@@ -426,13 +471,19 @@ class TrpcResolver:
         yield b"}"
 
 
-async def _in_order(calls: list[_Call]) -> list[CallResult]:
-    """Every call's result in order, the async ones run concurrently."""
-    waiting = [call for call in calls if not isinstance(call, CallResult)]
-    if not waiting:
-        return typing.cast(list[CallResult], calls)
-    finished = iter(await tasks.in_order(waiting))
-    return [call if isinstance(call, CallResult) else next(finished) for call in calls]
+async def _in_order(begun: _Begun) -> list[_Done]:
+    """Every call's answer in order, the async ones run concurrently."""
+    if not begun.waiting:
+        return typing.cast(list[_Done], begun.parts)
+    finished = iter(await tasks.in_order(begun.waiting))
+    return [part if part is not None else next(finished) for part in begun.parts]
+
+
+def _status(part: _Done) -> int:
+    """The HTTP status of one call's answer."""
+    if isinstance(part, bytes) or part.error is None:
+        return 200
+    return part.error.code.http_status
 
 
 def _as_finished(calls: list[_Call]) -> AsyncIterator[CallResult]:
