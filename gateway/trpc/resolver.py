@@ -168,9 +168,8 @@ class TrpcResolver:
                 return TrpcResponse(200, JSON_HEADERS, part)
             result = part if part is not None else await begun.waiting[0]
             return self._single_response(result, transformer)
-        if begun.answered == len(
-            begun.parts
-        ):  # every call answered already (plain procedures): the usual batch
+        if begun.answered == len(begun.parts):
+            # Every call answered already (plain procedures, as most are): the usual batch, joined at once.
             self._count_successes(succeeded, TRANSPORT_BATCH)
             envelopes = typing.cast(list[bytes], begun.parts)
             return TrpcResponse(200, JSON_HEADERS, b"[" + b",".join(envelopes) + b"]")
