@@ -5,7 +5,8 @@ has no bound on a request head that trickles in (slowloris: a byte every few sec
 file descriptor, forever). `HeadTimeoutHandler` starts a timer when a chunk of a head arrives without completing
 it, and stops it when the head completes. A head that arrives whole, as almost every head does (one read), never
 starts a timer, so the hot path only pays a few attribute checks per read. When the timer fires the client gets a
-408 and the connection is closed.
+408 and the connection is closed. Its writes go through a `CoalescingTransport` (`gateway.http.coalesce`): the
+responses of one pass of the event loop leave together at its end.
 
 `GatewayRunner` is `web.AppRunner` serving connections with that handler, each request entering through the front
 door (`gateway.http.front_door`); `gateway serve` and the tests' server use it.
@@ -23,6 +24,7 @@ from aiohttp.web_request import BaseRequest
 
 from gateway import codec
 from gateway.errors import ErrorCode
+from gateway.http.coalesce import WriteCoalescer
 from gateway.http.front_door import DIRECT_ROUTE, front_door
 from gateway.http.hygiene import SECURITY_HEADERS
 
@@ -50,16 +52,23 @@ HEAD_TIMEOUT_RESPONSE: Final = (
 
 
 class HeadTimeoutHandler(RequestHandler):
-    """aiohttp's connection handler with a deadline on each request head."""
+    """aiohttp's connection handler with a deadline on each request head, writing through `coalescer`."""
 
-    __slots__ = ("_body", "_head_timeout", "_head_timer")
+    __slots__ = ("_body", "_coalescer", "_head_timeout", "_head_timer")
 
-    def __init__(self, manager: web.Server, *, head_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, manager: web.Server, *, head_timeout: float, coalescer: WriteCoalescer, **kwargs: Any
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._head_timeout = head_timeout
+        self._coalescer = coalescer
         self._head_timer: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None
         """The body of the last request whose head arrived: while it is incomplete, data is body, not a head."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a TCP connection's
+        super().connection_made(self._coalescer.wrap(transport))
 
     def data_received(self, data: bytes) -> None:
         heads = self._request_count
@@ -109,12 +118,15 @@ class HeadTimeoutHandler(RequestHandler):
 
 
 class _GatewayServer(web.Server):
-    """aiohttp's connection factory, making `HeadTimeoutHandler`s."""
+    """aiohttp's connection factory, making `HeadTimeoutHandler`s that share one `WriteCoalescer`."""
 
     head_timeout: float = 10.0
+    coalescer: WriteCoalescer
 
     def __call__(self) -> RequestHandler:
-        return HeadTimeoutHandler(self, loop=self._loop, head_timeout=self.head_timeout, **self._kwargs)
+        return HeadTimeoutHandler(
+            self, loop=self._loop, head_timeout=self.head_timeout, coalescer=self.coalescer, **self._kwargs
+        )
 
 
 class GatewayRunner(web.AppRunner):
@@ -132,6 +144,7 @@ class GatewayRunner(web.AppRunner):
         server.__class__ = _GatewayServer
         assert isinstance(server, _GatewayServer)
         server.head_timeout = self._head_timeout
+        server.coalescer = WriteCoalescer(asyncio.get_running_loop())
         direct_route = self.app.get(DIRECT_ROUTE)
         if direct_route is not None:
             server.request_handler = front_door(server.request_handler, *direct_route)
