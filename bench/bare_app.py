@@ -1,20 +1,29 @@
 """The ceiling: plain aiohttp handlers doing the gateway's work for the benchmark routes, and nothing else.
 
-    .venv/bin/python bench/bare_app.py PORT
+    .venv/bin/python bench/bare_app.py PORT [--coalesce-writes]
 
 Same routes and the same wire format as bench/gateway_app.py (tRPC envelopes `{"result":{"data":…}}`, a batch as a
 JSON array of envelopes), the same parsing and validation (module-level msgspec decoders into structs), but no
 middleware, no request id, no logging, no registry: what aiohttp + msgspec cost on their own. Bad input gets a
 minimal 400 envelope; this server only has to be right for the benchmark's requests.
+
+With `--coalesce-writes` its connections write through the gateway's `CoalescingTransport`
+(gateway/http/coalesce.py: a loop pass's responses leave together at its end), as the gateway's do: the ceiling
+for the gateway's own machinery when both send their answers the same way. bench/run.py measures both variants.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from typing import Any, Final
 
 import msgspec
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from gateway.http.coalesce import WriteCoalescer
 
 
 class GreetInput(msgspec.Struct):
@@ -97,10 +106,50 @@ def create_app() -> web.Application:
     return app
 
 
+class _CoalescingHandler(RequestHandler):
+    coalescer: WriteCoalescer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        super().connection_made(self.coalescer.wrap(transport))
+
+
+class _CoalescingServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _CoalescingHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _CoalescingRunner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _CoalescingServer  # the same server, making handlers that coalesce their writes
+        _CoalescingHandler.coalescer = WriteCoalescer(asyncio.get_running_loop())
+        return server
+
+
+async def _serve_coalesced(port: int) -> None:
+    runner = _CoalescingRunner(create_app(), access_log=None, handle_signals=True)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()  # until SIGTERM
+    finally:
+        await runner.cleanup()
+
+
 def main() -> None:
-    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
-        sys.exit("usage: bare_app.py PORT")
-    web.run_app(create_app(), host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    arguments = sys.argv[1:]
+    coalesce = "--coalesce-writes" in arguments
+    if coalesce:
+        arguments.remove("--coalesce-writes")
+    if len(arguments) != 1 or not arguments[0].isdigit():
+        sys.exit("usage: bare_app.py PORT [--coalesce-writes]")
+    port = int(arguments[0])
+    if coalesce:
+        with contextlib.suppress(web.GracefulExit):
+            asyncio.run(_serve_coalesced(port))
+    else:
+        web.run_app(create_app(), host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

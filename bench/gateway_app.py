@@ -5,7 +5,8 @@
 Serves `bench.greet` (query, `{"name": str}` -> `{"hello": name}`) and `bench.add` (mutation, `{"a": int, "b": int}`
 -> `a + b`) under `/trpc`. Logging is configured exactly as `gateway serve` does it (`configure_logging("INFO")`):
 one JSON line per request on stdout, which bench/run.py sends to a file under bench/results/, so producing and
-writing the line is part of what is measured. Metrics do not exist yet; when they do, they belong here too.
+writing the line is part of what is measured. `create_app` records metrics on every request, as in production, and
+answers go out through the gateway's coalesced writes (`gateway.http.coalesce`), as `gateway serve`'s do.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The gateway benchmark: the gateway, the bare aiohttp+msgspec ceiling and @trpc/server v11, in one run.
+"""The gateway benchmark: the gateway, the bare aiohttp+msgspec ceiling (as is, and with the gateway's coalesced
+writes) and @trpc/server v11, in one run.
 
     .venv/bin/python bench/run.py [--rounds 3] [--duration 5] [--connections 64] [--warmup 2]
 
@@ -136,6 +137,11 @@ SERVERS: Final = (
     ),
     Server(
         "bare", "bare aiohttp + msgspec", lambda port: [sys.executable, str(BENCH / "bare_app.py"), str(port)]
+    ),
+    Server(
+        "bare_coalesced",
+        "bare, writes coalesced as the gateway's",
+        lambda port: [sys.executable, str(BENCH / "bare_app.py"), str(port), "--coalesce-writes"],
     ),
     Server(
         "peer",
@@ -614,7 +620,7 @@ def render(report: dict[str, Any], runs: dict[str, ServerRun], found: list[Check
                 )
         extra = [
             f"gateway / {other}: {value:.2f}x"
-            for other in ("bare", "peer")
+            for other in ("bare", "bare_coalesced", "peer")
             if (value := ratio(runs, scenario.key, other)) is not None
         ]
         if extra:
@@ -659,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--servers",
         default=",".join(s.key for s in SERVERS),
-        help="comma-separated subset of gateway,bare,peer (a subset writes bench/results/partial.json only)",
+        help="comma-separated subset of gateway,bare,bare_coalesced,peer (a subset writes bench/results/partial.json only)",
     )
     args = parser.parse_args(argv)
     wanted = args.servers.split(",")
