@@ -24,7 +24,7 @@ from aiohttp.web_request import BaseRequest
 
 from gateway import codec
 from gateway.errors import ErrorCode
-from gateway.http.coalesce import WriteCoalescer
+from gateway.http.coalesce import CoalescingTransport, WriteCoalescer
 from gateway.http.front_door import DIRECT_ROUTE, front_door
 from gateway.http.hygiene import SECURITY_HEADERS
 
@@ -54,7 +54,7 @@ HEAD_TIMEOUT_RESPONSE: Final = (
 class HeadTimeoutHandler(RequestHandler):
     """aiohttp's connection handler with a deadline on each request head, writing through `coalescer`."""
 
-    __slots__ = ("_body", "_coalescer", "_head_timeout", "_head_timer")
+    __slots__ = ("_body", "_coalescer", "_coalescing", "_head_timeout", "_head_timer")
 
     def __init__(
         self, manager: web.Server, *, head_timeout: float, coalescer: WriteCoalescer, **kwargs: Any
@@ -62,13 +62,22 @@ class HeadTimeoutHandler(RequestHandler):
         super().__init__(manager, **kwargs)
         self._head_timeout = head_timeout
         self._coalescer = coalescer
+        self._coalescing: CoalescingTransport | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None
         """The body of the last request whose head arrived: while it is incomplete, data is body, not a head."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # a TCP connection's
-        super().connection_made(self._coalescer.wrap(transport))
+        self._coalescing = self._coalescer.wrap(transport)
+        super().connection_made(self._coalescing)
+
+    def eof_received(self) -> None:
+        # The client half-closed. aiohttp answers None, so asyncio closes the transport next; an answer held for the
+        # end of the pass goes out now, so that the close waits for it to be sent.
+        if self._coalescing is not None:
+            self._coalescing.send_held()
+        super().eof_received()
 
     def data_received(self, data: bytes) -> None:
         heads = self._request_count
