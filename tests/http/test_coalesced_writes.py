@@ -79,7 +79,7 @@ async def link(coalescer: WriteCoalescer | None = None) -> AsyncIterator[Link]:
         receiving.close()
 
 
-async def test_a_passs_writes_are_held_until_it_ends_then_sent_in_order() -> None:
+async def test_writes_of_one_pass_are_held_until_it_ends_then_sent_in_order() -> None:
     async with link() as connection:
         connection.coalescing.write(b"first ")
         connection.coalescing.write(bytearray(b"second "))
